@@ -1,0 +1,90 @@
+"""``load_model``: from a name or a file to a ready :class:`Sam2Model`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from .checkpoints import (
+    CheckpointError,
+    bundled_names,
+    bundled_weights,
+    infer_official_config,
+    load_weights,
+    read_state_dict,
+    resolve_checkpoint,
+    to_original_layout,
+)
+from .config import OFFICIAL_MODEL_NAMES, Sam2Config, official_config, parse_config
+from .model.sam2 import Sam2Model
+
+_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+           "float16": torch.float16, "fp16": torch.float16}
+
+
+def pick_device(device: "str | torch.device" = "auto") -> torch.device:
+    """"auto": CUDA, else Apple MPS, else CPU."""
+    if str(device) != "auto":
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def pick_dtype(device: torch.device, dtype: "str | torch.dtype" = "auto") -> torch.dtype:
+    """"auto": bfloat16 autocast on CUDA, float32 elsewhere."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if dtype not in _DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; use one of: auto, {', '.join(_DTYPES)}")
+    return _DTYPES[dtype]
+
+
+def build_model(config: "Sam2Config | Mapping[str, Any] | str | Path") -> Sam2Model:
+    """A randomly initialised model of the given (official-style) config."""
+    return Sam2Model(parse_config(config))
+
+
+def load_model(
+    name_or_path: "str | Path",
+    *,
+    config: "Sam2Config | Mapping[str, Any] | str | Path | None" = None,
+    device: "str | torch.device" = "auto",
+    dtype: "str | torch.dtype" = "auto",
+) -> Sam2Model:
+    """Load SAM 2 / 2.1 weights by name (``sam2.1-hiera-tiny``, ...; or a bundled model such as
+    ``micro-synthetic``) or from a file (.pt/.pth with Meta's layout, .safetensors in Meta's or
+    Hugging Face transformers' layout). ``config`` describes a custom or fine-tuned model.
+    """
+    name = str(name_or_path)
+    bundled = bundled_weights(name)
+    if bundled is not None:
+        path, bundled_config = bundled
+        config = config if config is not None else bundled_config
+    elif name in OFFICIAL_MODEL_NAMES:
+        path = resolve_checkpoint(name)
+        config = config if config is not None else official_config(name)
+    else:
+        path = Path(name_or_path)
+        if not path.exists():
+            known = ", ".join(list(OFFICIAL_MODEL_NAMES) + bundled_names())
+            raise CheckpointError(f"no checkpoint file {path} and no model of that name (known names: {known})")
+    state = to_original_layout(read_state_dict(path), path)
+    cfg = parse_config(config) if config is not None else infer_official_config(state)
+    if cfg is None:
+        raise CheckpointError(
+            f"cannot tell the architecture of {path}: pass config= (an official-style YAML/JSON config)"
+        )
+    model = Sam2Model(cfg)
+    load_weights(model, state, path)
+    dev = pick_device(device)
+    model.compute_dtype = pick_dtype(dev, dtype)
+    model.checkpoint_path = str(path)
+    return model.to(dev).eval()

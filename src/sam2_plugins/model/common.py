@@ -1,0 +1,141 @@
+"""Small building blocks shared by several SAM 2 parts: MLP, 2-D layer norm, positional codes."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class MLP(nn.Module):
+    """A stack of linear layers (checkpoint name: ``layers.N``) with an activation between."""
+
+    def __init__(
+        self,
+        input_dim: int,
+        hidden_dim: int,
+        output_dim: int,
+        num_layers: int,
+        activation: type[nn.Module] = nn.ReLU,
+        sigmoid_output: bool = False,
+    ) -> None:
+        super().__init__()
+        dims_in = [input_dim] + [hidden_dim] * (num_layers - 1)
+        dims_out = [hidden_dim] * (num_layers - 1) + [output_dim]
+        self.layers = nn.ModuleList(nn.Linear(i, o) for i, o in zip(dims_in, dims_out))
+        self.act = activation()
+        self.sigmoid_output = sigmoid_output
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < last:
+                x = self.act(x)
+        return torch.sigmoid(x) if self.sigmoid_output else x
+
+
+class LayerNorm2d(nn.Module):
+    """Layer norm over the channel axis of a (B, C, H, W) tensor."""
+
+    def __init__(self, num_channels: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(num_channels))
+        self.bias = nn.Parameter(torch.zeros(num_channels))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(1, keepdim=True)
+        var = (x - mean).pow(2).mean(1, keepdim=True)
+        x = (x - mean) / torch.sqrt(var + self.eps)
+        return self.weight[:, None, None] * x + self.bias[:, None, None]
+
+
+def sine_position_grid(
+    channels: int, height: int, width: int, device: torch.device, temperature: float = 10000.0
+) -> torch.Tensor:
+    """Normalised 2-D sine/cosine position code (DETR style): (channels, height, width).
+
+    The first half of the channels encodes y, the second half x; within each half,
+    sine and cosine of one frequency are interleaved.
+    """
+    half = channels // 2
+    eps, scale = 1e-6, 2 * math.pi
+    y = torch.arange(1, height + 1, dtype=torch.float32, device=device)
+    x = torch.arange(1, width + 1, dtype=torch.float32, device=device)
+    y = y / (y[-1] + eps) * scale
+    x = x / (x[-1] + eps) * scale
+    steps = torch.arange(half, dtype=torch.float32, device=device)
+    freqs = temperature ** (2 * (steps // 2) / half)
+
+    def encode(v: torch.Tensor) -> torch.Tensor:  # (N,) -> (N, half)
+        angles = v[:, None] / freqs
+        return torch.stack((angles[:, 0::2].sin(), angles[:, 1::2].cos()), dim=2).flatten(1)
+
+    pos_y = encode(y)[:, None, :].expand(height, width, half)
+    pos_x = encode(x)[None, :, :].expand(height, width, half)
+    return torch.cat((pos_y, pos_x), dim=2).permute(2, 0, 1)
+
+
+class SinePositionEncoding(nn.Module):
+    """Module form of :func:`sine_position_grid`, cached per (H, W, device)."""
+
+    def __init__(self, num_pos_feats: int, temperature: float = 10000.0) -> None:
+        super().__init__()
+        self.num_pos_feats = num_pos_feats
+        self.temperature = temperature
+        self._cache: dict[tuple[int, int, str], torch.Tensor] = {}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Position code for a (B, C, H, W) map: (B, num_pos_feats, H, W), in x's dtype."""
+        b, _, h, w = x.shape
+        key = (h, w, str(x.device))
+        if key not in self._cache:
+            self._cache[key] = sine_position_grid(self.num_pos_feats, h, w, x.device, self.temperature)
+        return self._cache[key].to(x.dtype)[None].expand(b, -1, -1, -1)
+
+
+def sine_1d(positions: torch.Tensor, dim: int, temperature: float = 10000.0) -> torch.Tensor:
+    """1-D sine code of (N,) positions: (N, dim), sines then cosines."""
+    half = dim // 2
+    steps = torch.arange(half, dtype=torch.float32, device=positions.device)
+    freqs = temperature ** (2 * (steps // 2) / half)
+    angles = positions[:, None] / freqs
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+def axial_rope_angles(head_dim: int, side_x: int, side_y: int, theta: float) -> torch.Tensor:
+    """Complex rotations for 2-D axial RoPE over a side_y x side_x grid: (side_y*side_x, head_dim/2)."""
+    freqs = 1.0 / (theta ** (torch.arange(0, head_dim, 4)[: head_dim // 4].float() / head_dim))
+    index = torch.arange(side_x * side_y, dtype=torch.float32)
+    t_x = index % side_x
+    t_y = torch.div(index, side_x, rounding_mode="floor")
+    angles_x = torch.outer(t_x, freqs)
+    angles_y = torch.outer(t_y, freqs)
+    rot_x = torch.polar(torch.ones_like(angles_x), angles_x)
+    rot_y = torch.polar(torch.ones_like(angles_y), angles_y)
+    return torch.cat([rot_x, rot_y], dim=-1)
+
+
+def apply_rope(x: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
+    """Rotate channel pairs of x (B, heads, N, head_dim) by rotations (M, head_dim/2).
+
+    When N is a multiple of M (memories of several frames), the rotations repeat per frame.
+    """
+    n = x.shape[-2]
+    if n == 0:
+        return x
+    m = rotations.shape[0]
+    if n != m:
+        rotations = rotations.repeat(n // m, 1)
+    pairs = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))
+    return torch.view_as_real(pairs * rotations).flatten(3).type_as(x)
+
+
+def resize_bilinear(x: torch.Tensor, size: tuple[int, int], antialias: bool = False) -> torch.Tensor:
+    """Bilinear resize of (B, C, H, W) with half-pixel centres (align_corners=False)."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=antialias)

@@ -1,0 +1,68 @@
+"""Memory attention: conditions the current frame's features on memories of past frames.
+
+Checkpoint prefix ``memory_attention``. Tokens are batch-first, (B, N, C).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .transformer import RoPEAttention
+
+
+class MemoryAttentionLayer(nn.Module):
+    """Self-attention (RoPE) over the frame, cross-attention (RoPE) to memories, then an MLP."""
+
+    def __init__(self, d_model: int, kv_dim: int, dim_feedforward: int, num_heads: int, rope_theta: float, dropout: float):
+        super().__init__()
+        self.self_attn = RoPEAttention(d_model, num_heads, dropout=dropout, rope_theta=rope_theta)
+        self.cross_attn_image = RoPEAttention(
+            d_model, num_heads, dropout=dropout, kv_in_dim=kv_dim, rope_theta=rope_theta
+        )
+        self.linear1 = nn.Linear(d_model, dim_feedforward)
+        self.linear2 = nn.Linear(dim_feedforward, d_model)
+        self.norm1 = nn.LayerNorm(d_model)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.norm3 = nn.LayerNorm(d_model)
+        self.dropout = nn.Dropout(dropout)
+        self.dropout1 = nn.Dropout(dropout)
+        self.dropout2 = nn.Dropout(dropout)
+        self.dropout3 = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, memory: torch.Tensor, memory_pos: torch.Tensor, num_ptr_tokens: int) -> torch.Tensor:
+        h = self.norm1(x)
+        x = x + self.dropout1(self.self_attn(h, h, h))
+        h = self.norm2(x)
+        x = x + self.dropout2(self.cross_attn_image(h, memory + memory_pos, memory, num_k_exclude_rope=num_ptr_tokens))
+        h = self.linear2(self.dropout(F.relu(self.linear1(self.norm3(x)))))
+        return x + self.dropout3(h)
+
+
+class MemoryAttention(nn.Module):
+    def __init__(self, d_model: int, kv_dim: int, num_layers: int, dim_feedforward: int, num_heads: int,
+                 rope_theta: float, dropout: float):
+        super().__init__()
+        self.layers = nn.ModuleList(
+            MemoryAttentionLayer(d_model, kv_dim, dim_feedforward, num_heads, rope_theta, dropout)
+            for _ in range(num_layers)
+        )
+        self.norm = nn.LayerNorm(d_model)
+
+    def forward(
+        self,
+        curr: torch.Tensor,
+        curr_pos: torch.Tensor,
+        memory: torch.Tensor,
+        memory_pos: torch.Tensor,
+        num_ptr_tokens: int = 0,
+    ) -> torch.Tensor:
+        """curr, curr_pos (B, HW, C); memory, memory_pos (B, M, kv_dim) -> (B, HW, C).
+
+        The last ``num_ptr_tokens`` memory tokens are object pointers (no rotary code).
+        """
+        x = curr + 0.1 * curr_pos
+        for layer in self.layers:
+            x = layer(x, memory, memory_pos, num_ptr_tokens)
+        return self.norm(x)
