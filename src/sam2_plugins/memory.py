@@ -1,0 +1,196 @@
+"""Bounded stores for the video session: image features and per-frame object memories.
+
+:class:`FeatureCache` keeps encoder outputs of recently used frames (LRU, bounded in bytes),
+so prompting or re-propagating over cached frames skips the image encoder.
+:class:`SpillPool` bounds the RAM held by all objects' per-frame outputs (memories,
+pointers, low-res logits); beyond its budget the least recently used records move to
+disk and come back on demand, so peak RAM does not grow with video length.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import tempfile
+import threading
+from collections import OrderedDict
+from collections.abc import MutableMapping
+from dataclasses import dataclass, fields
+from typing import Iterator
+
+import torch
+
+from .model.sam2 import ImageFeatures
+
+
+def tensor_bytes(t: torch.Tensor | None) -> int:
+    return 0 if t is None else t.numel() * t.element_size()
+
+
+class FeatureCache:
+    """Frame index -> :class:`ImageFeatures`, least recently used evicted beyond ``max_bytes``."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[int, ImageFeatures] = OrderedDict()
+        self._bytes = 0
+        self.hits = 0
+        self.misses = 0
+        self._lock = threading.Lock()
+
+    def get(self, frame: int) -> ImageFeatures | None:
+        with self._lock:
+            item = self._items.get(frame)
+            if item is None:
+                self.misses += 1
+                return None
+            self.hits += 1
+            self._items.move_to_end(frame)
+            return item
+
+    def put(self, frame: int, feats: ImageFeatures) -> None:
+        with self._lock:
+            if frame in self._items:
+                self._bytes -= self._items.pop(frame).nbytes
+            self._items[frame] = feats
+            self._bytes += feats.nbytes
+            while self._bytes > self.max_bytes and len(self._items) > 1:
+                _, old = self._items.popitem(last=False)
+                self._bytes -= old.nbytes
+
+    def __contains__(self, frame: int) -> bool:
+        return frame in self._items
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._bytes = 0
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+
+@dataclass
+class FrameOutput:
+    """One object's result on one frame: what later frames read from memory."""
+
+    pred_masks: torch.Tensor  # (1, 1, S/4, S/4) float32 low-res mask logits
+    obj_ptr: torch.Tensor  # (1, C) object pointer
+    object_score_logits: torch.Tensor  # (1, 1) > 0: object present
+    maskmem_features: torch.Tensor | None = None  # (1, mem_dim, h, w) bfloat16, None until encoded
+
+    @property
+    def nbytes(self) -> int:
+        return sum(tensor_bytes(getattr(self, f.name)) for f in fields(self))
+
+
+class SpillPool:
+    """A RAM budget shared by several :class:`SpillDict` s; overflow goes to a temporary folder."""
+
+    def __init__(self, max_bytes: int, folder: str | None = None) -> None:
+        self.max_bytes = max_bytes
+        self._folder = folder
+        self._owned_folder: str | None = None
+        self._lru: OrderedDict[tuple[int, int], "SpillDict"] = OrderedDict()
+        self._bytes = 0
+        self._ids = itertools.count()
+        self.spilled = 0  # records written to disk so far
+
+    def folder(self) -> str:
+        if self._folder is None:
+            self._owned_folder = self._folder = tempfile.mkdtemp(prefix="sam2_plugins_memory_")
+        return self._folder
+
+    def new_dict(self) -> "SpillDict":
+        return SpillDict(self, next(self._ids))
+
+    def _touch(self, owner: "SpillDict", key: int, added_bytes: int = 0) -> None:
+        self._lru[(owner.uid, key)] = owner
+        self._lru.move_to_end((owner.uid, key))
+        self._bytes += added_bytes
+        while self._bytes > self.max_bytes and len(self._lru) > 1:
+            (uid, k), victim = next(iter(self._lru.items()))
+            if (uid, k) == (owner.uid, key):
+                break
+            self._lru.pop((uid, k))
+            self._bytes -= victim._spill(k)
+
+    def _forget(self, owner: "SpillDict", key: int, nbytes: int) -> None:
+        if self._lru.pop((owner.uid, key), None) is not None:
+            self._bytes -= nbytes
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+    def close(self) -> None:
+        if self._owned_folder:
+            shutil.rmtree(self._owned_folder, ignore_errors=True)
+            self._owned_folder = self._folder = None
+
+    def __del__(self) -> None:  # pragma: no cover - best effort cleanup
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+class SpillDict(MutableMapping):
+    """Frame index -> :class:`FrameOutput`, held in RAM or on disk as the pool decides."""
+
+    def __init__(self, pool: SpillPool, uid: int) -> None:
+        self.pool = pool
+        self.uid = uid
+        self._ram: dict[int, FrameOutput] = {}
+        self._disk: dict[int, str] = {}
+
+    def __getitem__(self, key: int) -> FrameOutput:
+        if key in self._ram:
+            self.pool._touch(self, key)
+            return self._ram[key]
+        path = self._disk.pop(key)  # KeyError when absent
+        data = torch.load(path, weights_only=True)
+        os.remove(path)
+        value = FrameOutput(**data)
+        self._ram[key] = value
+        self.pool._touch(self, key, value.nbytes)
+        return value
+
+    def __setitem__(self, key: int, value: FrameOutput) -> None:
+        self._discard(key)
+        self._ram[key] = value
+        self.pool._touch(self, key, value.nbytes)
+
+    def __delitem__(self, key: int) -> None:
+        if key not in self._ram and key not in self._disk:
+            raise KeyError(key)
+        self._discard(key)
+
+    def _discard(self, key: int) -> None:
+        if key in self._ram:
+            self.pool._forget(self, key, self._ram.pop(key).nbytes)
+        if key in self._disk:
+            os.remove(self._disk.pop(key))
+
+    def _spill(self, key: int) -> int:
+        value = self._ram.pop(key)
+        path = os.path.join(self.pool.folder(), f"{self.uid}_{key}.pt")
+        torch.save({f.name: getattr(value, f.name) for f in fields(value)}, path)
+        self._disk[key] = path
+        self.pool.spilled += 1
+        return value.nbytes
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._ram or key in self._disk
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(sorted(set(self._ram) | set(self._disk)))
+
+    def __len__(self) -> int:
+        return len(self._ram) + len(self._disk)
+
+    def clear(self) -> None:
+        for key in list(self):
+            self._discard(key)

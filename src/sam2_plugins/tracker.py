@@ -1,0 +1,227 @@
+"""SAM 2's tracking rules: per-object state, memory selection, and batched per-frame inference.
+
+The rules are those of Meta's ``SAM2VideoPredictor`` with ``add_all_frames_to_correct_as_cond``:
+a prompt on any frame makes it a conditioning frame of that object. Objects that share the
+same memory layout on a frame run memory attention, the decoder and the memory encoder as
+one batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from .memory import FrameOutput, SpillDict, SpillPool
+from .model.common import resize_bilinear
+from .model.sam2 import ImageFeatures, Sam2Model
+
+
+@dataclass
+class PointPrompt:
+    coords: torch.Tensor  # (1, N, 2) model-input pixels
+    labels: torch.Tensor  # (1, N) int32: 1 object, 0 background, 2/3 box corners
+
+
+@dataclass
+class ObjectTrack:
+    """Everything the session knows about one object."""
+
+    obj_id: int
+    non_cond: SpillDict  # frame -> output of a tracked (unprompted) frame
+    points: dict[int, PointPrompt] = field(default_factory=dict)
+    masks: dict[int, torch.Tensor] = field(default_factory=dict)  # frame -> (1, 1, S, S) mask prompt
+    cond: dict[int, FrameOutput] = field(default_factory=dict)  # prompted frames, memory encoded
+    pending: dict[int, FrameOutput] = field(default_factory=dict)  # prompted since the last propagation
+    tracked: dict[int, bool] = field(default_factory=dict)  # frame -> tracked in reverse?
+
+    def latest_output(self, frame: int) -> FrameOutput | None:
+        """The newest output of this object on a frame, if any."""
+        for store in (self.pending, self.cond, self.non_cond):
+            if frame in store:
+                return store[frame]
+        return None
+
+    def prompted_frames(self) -> set[int]:
+        return set(self.points) | set(self.masks)
+
+
+@dataclass
+class MemoryLayout:
+    """Which stored outputs condition one object on one frame."""
+
+    spatial: list[tuple[int, int, FrameOutput]]  # (t_pos, frame, output)
+    pointers: list[tuple[int, FrameOutput]]  # (temporal distance, output)
+
+    def key(self) -> tuple:
+        return tuple((t, f) for t, f, _ in self.spatial), tuple(d for d, _ in self.pointers)
+
+
+class Tracker:
+    """Runs SAM 2 frame steps for batches of objects of one video."""
+
+    def __init__(self, model: Sam2Model, features: Callable[[int], ImageFeatures], num_frames: Callable[[], int],
+                 pool: SpillPool) -> None:
+        self.model = model
+        self.cfg = model.config
+        self.features = features
+        self.num_frames = num_frames
+        self.pool = pool
+        self._maskmem_pos: torch.Tensor | None = None
+
+    def new_track(self, obj_id: int) -> ObjectTrack:
+        return ObjectTrack(obj_id, self.pool.new_dict())
+
+    # ------------------------------------------------------------ memory selection
+    def memory_layout(self, track: ObjectTrack, frame: int, reverse: bool) -> MemoryLayout:
+        cfg = self.cfg
+        selected, unselected = _closest_cond_frames(frame, track.cond, cfg.max_cond_frames_in_attn)
+        spatial = [(0, t, out) for t, out in selected.items()]
+        stride = cfg.memory_temporal_stride_for_eval
+        for t_pos in range(1, cfg.num_maskmem):
+            t_rel = cfg.num_maskmem - t_pos  # frames before (after, in reverse) the current one
+            if t_rel == 1:
+                prev = frame + 1 if reverse else frame - 1
+            elif reverse:
+                prev = -(-(frame + 2) // stride) * stride + (t_rel - 2) * stride
+            else:
+                prev = ((frame - 2) // stride) * stride - (t_rel - 2) * stride
+            out = track.non_cond.get(prev) if prev in track.non_cond else unselected.get(prev)
+            if out is not None:
+                spatial.append((t_pos, prev, out))
+        pointers: list[tuple[int, FrameOutput]] = []
+        if cfg.use_obj_ptrs_in_encoder:
+            num_frames = self.num_frames()
+            max_ptrs = min(num_frames, cfg.max_obj_ptrs_in_encoder)
+            sign = -1 if reverse else 1
+            for t, out in selected.items():
+                if cfg.only_obj_ptrs_in_the_past_for_eval and (t < frame if reverse else t > frame):
+                    continue
+                dist = (frame - t) * sign if cfg.use_signed_tpos_enc_to_obj_ptrs else abs(frame - t)
+                pointers.append((dist, out))
+            for t_diff in range(1, max_ptrs):
+                t = frame + t_diff if reverse else frame - t_diff
+                if t < 0 or t >= num_frames:
+                    break
+                out = track.non_cond.get(t) if t in track.non_cond else unselected.get(t)
+                if out is not None:
+                    pointers.append((t_diff, out))
+        return MemoryLayout(spatial, pointers)
+
+    def _memory_tokens(self, layouts: list[MemoryLayout]) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Stack the memories of B objects sharing one layout: (B, M, mem_dim) tokens and codes."""
+        model = self.model
+        device = model.device
+        tokens, codes = [], []
+        pos = self._maskmem_pos
+        for i, (t_pos, _, _) in enumerate(layouts[0].spatial):
+            feats = torch.cat([lay.spatial[i][2].maskmem_features for lay in layouts]).to(device)
+            tok, code = model.memory_tokens(feats.float(), pos.expand(len(layouts), -1, -1, -1), t_pos)
+            tokens.append(tok)
+            codes.append(code)
+        num_ptr_tokens = 0
+        if layouts[0].pointers:
+            ptrs = torch.stack([torch.cat([lay.pointers[j][1].obj_ptr for lay in layouts]).to(device)
+                                for j in range(len(layouts[0].pointers))])  # (P, B, C)
+            max_ptrs = min(self.num_frames(), self.cfg.max_obj_ptrs_in_encoder)
+            tok, code = model.pointer_tokens(ptrs, [d for d, _ in layouts[0].pointers], max_ptrs)
+            tokens.append(tok)
+            codes.append(code)
+            num_ptr_tokens = tok.shape[1]
+        return torch.cat(tokens, dim=1), torch.cat(codes, dim=1), num_ptr_tokens
+
+    # ------------------------------------------------------------ one frame
+    def step(
+        self,
+        tracks: list[ObjectTrack],
+        frame: int,
+        *,
+        is_init_cond_frame: bool,
+        reverse: bool,
+        run_mem_encoder: bool,
+        points: PointPrompt | None = None,
+        mask: torch.Tensor | None = None,
+        prev_logits: torch.Tensor | None = None,
+    ) -> list[FrameOutput]:
+        """One SAM 2 track step on ``frame`` for several objects (prompts only with a single object)."""
+        model = self.model
+        feats = self.features(frame)
+        if mask is not None and self.cfg.use_mask_input_as_output_without_sam:
+            sam = model.mask_as_output(feats.embed, feats.high_res, mask)
+            return [self._slice(sam, self._memory_of(sam, feats, False, run_mem_encoder), 0)]
+        outputs: list[FrameOutput | None] = [None] * len(tracks)
+        if is_init_cond_frame:
+            groups = {(): list(range(len(tracks)))}
+            layouts = None
+        else:
+            layouts = [self.memory_layout(tr, frame, reverse) for tr in tracks]
+            groups: dict[tuple, list[int]] = {}
+            for i, lay in enumerate(layouts):
+                groups.setdefault(lay.key(), []).append(i)
+        for members in groups.values():
+            b = len(members)
+            batch_feats = feats.expand(b)
+            if layouts is None:
+                pix = model.without_memory(batch_feats)
+            else:
+                memory, memory_pos, n_ptr = self._memory_tokens([layouts[i] for i in members])
+                pix = model.attend_memory(batch_feats, memory, memory_pos, n_ptr)
+            mask_inputs = mask if mask is not None else prev_logits
+            num_points = 0 if points is None else points.labels.shape[1]
+            sam = model.sam_heads(
+                pix, batch_feats.high_res,
+                None if points is None else points.coords, None if points is None else points.labels,
+                mask_inputs, multimask=model.use_multimask(is_init_cond_frame, num_points),
+            )
+            memory = self._memory_of(sam, feats, points is not None, run_mem_encoder)
+            for j, i in enumerate(members):
+                outputs[i] = self._slice(sam, memory, j)
+        return outputs  # type: ignore[return-value]
+
+    def _memory_of(self, sam, feats: ImageFeatures, from_points: bool, run: bool) -> torch.Tensor | None:
+        """Memories (B, mem_dim, h, w) of a batch's predictions, or None when not wanted yet."""
+        if not run or self.cfg.num_maskmem == 0:
+            return None
+        b = sam.high_res_masks.shape[0]
+        return self._encode(feats.embed.expand(b, -1, -1, -1), sam.high_res_masks, sam.object_score_logits, from_points)
+
+    @staticmethod
+    def _slice(sam, memory: torch.Tensor | None, j: int) -> FrameOutput:
+        """Object j of a batch as a stored output."""
+        mem = None if memory is None else memory[j : j + 1]
+        return FrameOutput(
+            pred_masks=sam.low_res_masks[j : j + 1].float(),
+            obj_ptr=sam.obj_ptr[j : j + 1].float(),
+            object_score_logits=sam.object_score_logits[j : j + 1].float(),
+            maskmem_features=mem,
+        )
+
+    def _encode(self, embed, high_res_masks, scores, from_points: bool) -> torch.Tensor:
+        feats, pos = self.model.encode_memory(embed, high_res_masks, scores, from_points)
+        if self._maskmem_pos is None:
+            self._maskmem_pos = pos[:1].float().clone()
+        return feats.to(torch.bfloat16)  # stored as SAM 2 stores memories
+
+    def encode_pending(self, track: ObjectTrack, frame: int, out: FrameOutput) -> None:
+        """Memory for a prompted frame, from its low-res logits (binarised, as SAM 2 does)."""
+        feats = self.features(frame)
+        size = self.model.image_size
+        high = resize_bilinear(out.pred_masks.to(self.model.device), (size, size))
+        out.maskmem_features = self._encode(feats.embed, high, out.object_score_logits.to(high.device), True)
+
+
+def _closest_cond_frames(frame: int, cond: dict[int, FrameOutput], max_num: int):
+    """Up to ``max_num`` conditioning frames nearest to ``frame`` (all when -1), and the rest."""
+    if max_num == -1 or len(cond) <= max_num:
+        return dict(cond), {}
+    chosen: dict[int, FrameOutput] = {}
+    before = max((t for t in cond if t < frame), default=None)
+    after = min((t for t in cond if t >= frame), default=None)
+    for t in (before, after):
+        if t is not None:
+            chosen[t] = cond[t]
+    rest = sorted((t for t in cond if t not in chosen), key=lambda t: abs(t - frame))
+    for t in rest[: max_num - len(chosen)]:
+        chosen[t] = cond[t]
+    return chosen, {t: v for t, v in cond.items() if t not in chosen}
