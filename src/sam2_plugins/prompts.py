@@ -15,6 +15,8 @@ def validate_points(points, labels, size_hw: tuple[int, int]) -> tuple[np.ndarra
     if pts.ndim == 1 and pts.shape[0] == 2:
         pts = pts[None]
     lab = np.atleast_1d(np.asarray(labels))
+    if pts.size == 0 and lab.size == 0:
+        return None, None
     if pts.ndim != 2 or pts.shape[1] != 2:
         raise ValueError(f"points must be an (N, 2) array of (x, y) pixels; got shape {np.shape(points)}")
     if lab.ndim != 1 or lab.shape[0] != pts.shape[0]:

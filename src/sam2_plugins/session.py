@@ -23,7 +23,7 @@ from .model.common import resize_bilinear
 from .model.sam2 import NO_OBJ_SCORE, ImageFeatures, Sam2Model
 from .prompts import validate_box, validate_mask, validate_points
 from .results import FrameResult, ResultStore
-from .sources import open_source
+from .sources import StreamSource, open_source
 from .tracker import ObjectTrack, PointPrompt, Tracker
 
 ProgressFn = Callable[[int, int], Any]
@@ -47,10 +47,14 @@ class VideoSession:
         prefetch: int = 2,
     ) -> None:
         self.model = model
-        self.source = open_source(source, normalizer=normalizer, channels=channels)
-        if self.source.num_frames == 0:
-            raise ValueError(f"{self.source.description} has no frames")
-        self.height, self.width = self.source.height, self.source.width
+        if isinstance(source, StreamSource):
+            self.source = source  # frames arrive later (see sam2_plugins.stream)
+            self.height = self.width = None
+        else:
+            self.source = open_source(source, normalizer=normalizer, channels=channels)
+            if self.source.num_frames == 0:
+                raise ValueError(f"{self.source.description} has no frames")
+            self.height, self.width = self.source.height, self.source.width
         self.feature_cache = FeatureCache(int(feature_cache_mb * MB))
         self.pool = SpillPool(int(memory_mb * MB), spill_dir)
         self.loader = FrameLoader(self.source, model.image_size, model.device, prefetch)

@@ -309,5 +309,11 @@ class Sam2Model(nn.Module):
 
         return VideoSession(self, source, **options)
 
+    def open_stream(self, **options):
+        """A :class:`~sam2_plugins.stream.StreamSession` fed frame by frame with ``push``."""
+        from ..stream import StreamSession
+
+        return StreamSession(self, **options)
+
     def forward(self, *args, **kwargs):  # pragma: no cover - guide users to the real entry points
         raise NotImplementedError("use predict_image(), open_video() or sam2_plugins.train")

@@ -1,0 +1,43 @@
+"""Shared fixtures: Meta's reference outputs for the micro SAM 2.1 model, and that model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+DATA = Path(__file__).parent / "data"
+MICRO_WEIGHTS = DATA / "micro_reference.safetensors"
+MICRO_CONFIG = DATA / "sam2.1_hiera_micro.config.json"
+
+# From the reference README: a faithful float32 implementation agrees within this on logits.
+LOGIT_TOL = 1e-3
+
+
+@pytest.fixture(scope="session")
+def reference():
+    return np.load(DATA / "reference.npz")
+
+
+@pytest.fixture(scope="session")
+def reference_cases():
+    return json.loads((DATA / "reference.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def micro_model():
+    from sam2_plugins import load_model
+
+    return load_model(MICRO_WEIGHTS, config=MICRO_CONFIG, device="cpu")
+
+
+def assert_logits_match(actual: np.ndarray, expected: np.ndarray, what: str) -> None:
+    """Logits within LOGIT_TOL, and identical masks except where the reference is within LOGIT_TOL of 0."""
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
+    diff = np.abs(actual - expected)
+    assert diff.max() <= LOGIT_TOL, f"{what}: max |logit diff| {diff.max():.2e} > {LOGIT_TOL}"
+    decided = np.abs(expected) > LOGIT_TOL
+    flipped = ((actual > 0) != (expected > 0)) & decided
+    assert not flipped.any(), f"{what}: {flipped.sum()} mask pixels differ"

@@ -1,0 +1,147 @@
+"""load_model: names, files, configs, layouts, safety and clear errors."""
+
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file, save_file
+
+from conftest import DATA, MICRO_CONFIG, MICRO_WEIGHTS
+from sam2_plugins import CheckpointError, load_model, parse_config
+
+
+@pytest.fixture(scope="module")
+def micro_state():
+    return load_file(str(MICRO_WEIGHTS))
+
+
+@pytest.fixture(scope="module")
+def frame(reference):
+    return reference["frames"][0]
+
+
+def _logits(model, frame):
+    return model.predict_image(frame, points=[[35, 30]], labels=[1]).logits
+
+
+def test_config_as_json_path_dict_and_yaml(tmp_path, micro_model, frame):
+    import json
+
+    mapping = json.loads(MICRO_CONFIG.read_text())
+    yaml_path = tmp_path / "micro.yaml"
+    yaml_path.write_text(yaml.safe_dump({"model": mapping["model"]}))
+    expected = _logits(micro_model, frame)
+    for config in (mapping, mapping["model"], yaml_path, str(MICRO_CONFIG)):
+        model = load_model(MICRO_WEIGHTS, config=config, device="cpu")
+        np.testing.assert_array_equal(_logits(model, frame), expected)
+    assert parse_config(yaml_path).image_size == 256
+
+
+def test_pt_checkpoint_with_model_key_loads(tmp_path, micro_state, micro_model, frame):
+    path = tmp_path / "micro.pt"
+    torch.save({"model": micro_state}, path)
+    model = load_model(path, config=MICRO_CONFIG, device="cpu")
+    np.testing.assert_array_equal(_logits(model, frame), _logits(micro_model, frame))
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > /tmp/sam2_plugins_pwned",))
+
+
+def test_pickle_that_would_run_code_is_refused(tmp_path):
+    path = tmp_path / "evil.pt"
+    with open(path, "wb") as f:
+        pickle.dump({"model": _RunsCode()}, f)
+    if os.path.exists("/tmp/sam2_plugins_pwned"):
+        os.remove("/tmp/sam2_plugins_pwned")
+    with pytest.raises(CheckpointError, match="refusing to load .*evil.pt"):
+        load_model(path, config=MICRO_CONFIG, device="cpu")
+    assert not os.path.exists("/tmp/sam2_plugins_pwned")
+
+
+def test_truncated_files_name_the_file(tmp_path, micro_state):
+    good = tmp_path / "good.safetensors"
+    save_file(micro_state, str(good))
+    data = good.read_bytes()
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="cut.safetensors"):
+        load_model(cut, config=MICRO_CONFIG, device="cpu")
+    pt = tmp_path / "cut.pt"
+    torch.save({"model": micro_state}, pt)
+    pt.write_bytes(pt.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="cut.pt"):
+        load_model(pt, config=MICRO_CONFIG, device="cpu")
+
+
+def test_missing_keys_are_listed(tmp_path, micro_state):
+    partial = {k: v for k, v in micro_state.items() if not k.startswith("memory_encoder.fuser")}
+    path = tmp_path / "partial.safetensors"
+    save_file(partial, str(path))
+    with pytest.raises(CheckpointError, match=r"partial.safetensors.*missing keys: memory_encoder\.fuser"):
+        load_model(path, config=MICRO_CONFIG, device="cpu")
+
+
+def test_weights_for_another_config_are_rejected(micro_state, tmp_path):
+    path = tmp_path / "micro.safetensors"
+    save_file(micro_state, str(path))
+    with pytest.raises(CheckpointError, match="wrong shapes"):
+        load_model(path, config=_official("sam2.1-hiera-tiny"), device="cpu")
+
+
+def _official(name):
+    from sam2_plugins import official_config
+
+    return official_config(name)
+
+
+def test_unknown_name_lists_known_names():
+    with pytest.raises(CheckpointError, match="sam2.1-hiera-tiny"):
+        load_model("sam3-hiera-huge", device="cpu")
+
+
+def test_offline_name_not_cached_says_which_file_goes_where(tmp_path, monkeypatch):
+    monkeypatch.setenv("SAM2_PLUGINS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(CheckpointError) as err:
+        load_model("sam2.1-hiera-tiny", device="cpu")
+    message = str(err.value)
+    assert "sam2.1_hiera_tiny.pt" in message and "facebook/sam2.1-hiera-tiny" in message
+    assert str(tmp_path / "cache" / "sam2.1_hiera_tiny.pt") in message
+
+
+def test_cached_official_name_loads_without_network(tmp_path, monkeypatch):
+    """A file placed in the cache under the official name is used as that model (config inferred)."""
+    from sam2_plugins import Sam2Model, official_config
+
+    monkeypatch.setenv("SAM2_PLUGINS_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    torch.manual_seed(0)
+    reference_model = Sam2Model(official_config("sam2-hiera-tiny"))
+    torch.save({"model": reference_model.state_dict()}, tmp_path / "sam2_hiera_tiny.pt")
+    loaded = load_model("sam2-hiera-tiny", device="cpu")
+    assert loaded.config.image_size == 1024 and loaded.config.embed_dim == 96
+    for (k, a), b in zip(reference_model.state_dict().items(), loaded.state_dict().values()):
+        assert torch.equal(a, b), k
+    # the same file given by path: the architecture is recognised from its keys
+    by_path = load_model(tmp_path / "sam2_hiera_tiny.pt", device="cpu")
+    assert not by_path.config.no_obj_embed_spatial  # SAM 2.0, not 2.1
+
+
+def test_bfloat16_autocast_runs_image_and_video_without_dtype_errors(reference):
+    model = load_model(MICRO_WEIGHTS, config=MICRO_CONFIG, device="cpu", dtype="bfloat16")
+    frames = reference["frames"]
+    full = load_model(MICRO_WEIGHTS, config=MICRO_CONFIG, device="cpu")
+    a = model.predict_image(frames[0], points=[[35, 30]], labels=[1])
+    b = full.predict_image(frames[0], points=[[35, 30]], labels=[1])
+    assert a.logits.dtype == np.float32
+    assert (a.masks == b.masks).mean() > 0.95
+    session = model.open_video(frames)
+    session.add_points(0, 1, [[35, 30]], [1])
+    session.add_mask(9, 2, reference["inputs/last_frame_disc2_mask"])
+    results = list(session.propagate())
+    assert len(results) == 10 and results[-1].logits.dtype == np.float32
