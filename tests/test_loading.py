@@ -145,3 +145,9 @@ def test_bfloat16_autocast_runs_image_and_video_without_dtype_errors(reference):
     session.add_mask(9, 2, reference["inputs/last_frame_disc2_mask"])
     results = list(session.propagate())
     assert len(results) == 10 and results[-1].logits.dtype == np.float32
+
+
+def test_transformers_layout_checkpoint_loads_and_matches(micro_model, frame):
+    """A checkpoint saved in Hugging Face transformers' key layout is converted on load."""
+    model = load_model(DATA / "micro_hf_layout.safetensors", config=MICRO_CONFIG, device="cpu")
+    np.testing.assert_array_equal(_logits(model, frame), _logits(micro_model, frame))
