@@ -69,10 +69,11 @@ class ResultStore:
         labels = np.zeros((self.height, self.width), dtype=id_dtype)
         if not entry:
             return labels
-        ids = list(entry)
+        ids = sorted(entry)  # ties go to the lowest id, whatever order results arrived in
         low = torch.from_numpy(np.stack([entry[i][0] for i in ids]).astype(np.float32))[:, None]
-        logits = resize_bilinear(low, (self.height, self.width))[:, 0]  # (N, H, W)
-        best, where = logits.max(dim=0)
+        logits = resize_bilinear(low, (self.height, self.width))[:, 0].numpy()  # (N, H, W)
+        where = logits.argmax(axis=0)
+        best = np.take_along_axis(logits, where[None], axis=0)[0]
         ids_arr = np.asarray(ids, dtype=id_dtype)
-        labels[...] = np.where(best.numpy() > 0, ids_arr[where.numpy()], 0)
+        labels[...] = np.where(best > 0, ids_arr[where], 0)
         return labels
