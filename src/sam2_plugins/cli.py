@@ -1,0 +1,137 @@
+"""The ``sam2-plugins`` command line: track a video from a prompts file and export the results."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from pathlib import Path
+
+from .prompts_file import PROMPTS_HELP
+
+DEFAULT_MODEL = "micro-synthetic"
+FORMATS = ("labels", "masks", "overlay", "ctc", "tracks", "session")
+DEFAULT_FORMATS = "labels,tracks,ctc,session"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sam2-plugins",
+        description="Segment and track objects in videos and time-lapses with SAM 2.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Prompts file (for 'track'):\n" + PROMPTS_HELP,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    track = sub.add_parser(
+        "track",
+        help="track the objects of a prompts file through a video and export the results",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=PROMPTS_HELP,
+    )
+    track.add_argument("input", help="video file, TIFF stack, image folder, .npy array, or 'sample' (the shipped sample)")
+    track.add_argument("--prompts", help="prompts JSON (see below); optional with 'sample'")
+    track.add_argument("--out", required=True, help="output folder")
+    track.add_argument("--model", default=DEFAULT_MODEL,
+                       help=f"model name (sam2.1-hiera-tiny, ...; default: {DEFAULT_MODEL}, offline) or checkpoint path")
+    track.add_argument("--config", help="official-style config (YAML/JSON) for a custom checkpoint")
+    track.add_argument("--format", default=DEFAULT_FORMATS,
+                       help=f"comma-separated exports among {', '.join(FORMATS)} (default: {DEFAULT_FORMATS})")
+    track.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
+    track.add_argument("--channels", help="for multichannel data: up to three channel indices, e.g. 0,2")
+    track.add_argument("--fps", type=float, default=10.0, help="frame rate of the overlay video")
+    track.add_argument("--quiet", action="store_true", help="no progress bar")
+    try:
+        from .train.cli import add_finetune_arguments
+    except ImportError:  # pragma: no cover - training extras missing
+        add_finetune_arguments = None
+    if add_finetune_arguments is not None:
+        finetune = sub.add_parser("finetune", help="fine-tune a model on annotated time-lapses")
+        add_finetune_arguments(finetune)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "track":
+            return run_track(args)
+        if args.command == "finetune":
+            from .train.cli import run_finetune
+
+            return run_finetune(args)
+    except KeyboardInterrupt:
+        print("sam2-plugins: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, KeyError, IndexError, FileNotFoundError, RuntimeError, OSError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"sam2-plugins: error: {message}", file=sys.stderr)
+        return 2
+    return 1
+
+
+def run_track(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from . import load_model
+    from .prompts_file import apply_prompts, read_prompts
+    from .sample import sample_paths
+
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown:
+        raise ValueError(f"unknown export format(s) {', '.join(unknown)}; choose among {', '.join(FORMATS)}")
+    source, prompts_path = args.input, args.prompts
+    if args.input == "sample":
+        source, default_prompts = sample_paths()
+        prompts_path = prompts_path or default_prompts
+    if prompts_path is None:
+        raise ValueError("--prompts is required (see 'sam2-plugins track --help' for its format)")
+    prompts = read_prompts(prompts_path)
+    channels = None if args.channels is None else [int(c) for c in args.channels.split(",")]
+    model = load_model(args.model, config=args.config, device=args.device)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    session = model.open_video(source, channels=channels)
+    apply_prompts(session, prompts)
+    cancel = threading.Event()
+    with tqdm(total=None, desc="tracking", unit="frame", disable=args.quiet) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
+        for _ in session.propagate_all(progress=progress, cancel=cancel):
+            pass
+    written = export_session(session, out, formats, parents=prompts.parents, fps=args.fps, quiet=args.quiet)
+    for path in written:
+        print(path)
+    return 0
+
+
+def export_session(session, out: Path, formats: list[str], *, parents=None, fps: float = 10.0,
+                   quiet: bool = True) -> list[Path]:
+    """Write the chosen exports of a tracked session into ``out``; returns what was written."""
+    from . import exports
+    from .session_io import save_session
+
+    labels = session.labels(dtype="uint32" if max(session.object_ids, default=0) > 65535 else "uint16")
+    written = []
+    if "labels" in formats:
+        written.append(exports.write_label_stack(out / "labels.tif", labels))
+    if "masks" in formats:
+        written.append(exports.write_object_masks(out / "masks", labels))
+    if "ctc" in formats:
+        written.append(exports.write_ctc(out / "ctc", labels, parents=parents))
+    if "tracks" in formats:
+        written.append(exports.write_tracks_csv(out / "tracks.csv", labels, parents=parents))
+    if "overlay" in formats:
+        frames = (exports.to_uint8_rgb(session.source.read(i)) for i in range(session.num_frames))
+        written.append(exports.write_overlay_video(out / "overlay.mp4", frames, labels, fps=fps))
+    if "session" in formats:
+        written.append(save_session(session, out / "session.sam2session"))
+    return [Path(p) for p in written]
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
