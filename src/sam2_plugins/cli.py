@@ -103,31 +103,35 @@ def run_track(args: argparse.Namespace) -> int:
 
         for _ in session.propagate_all(progress=progress, cancel=cancel):
             pass
-    written = export_session(session, out, formats, parents=prompts.parents, fps=args.fps, quiet=args.quiet)
+    written = export_session(session, out, formats, parents=prompts.parents, fps=args.fps, cancel=cancel)
     for path in written:
         print(path)
     return 0
 
 
 def export_session(session, out: Path, formats: list[str], *, parents=None, fps: float = 10.0,
-                   quiet: bool = True) -> list[Path]:
+                   progress=None, cancel=None) -> list[Path]:
     """Write the chosen exports of a tracked session into ``out``; returns what was written."""
     from . import exports
     from .session_io import save_session
 
-    labels = session.labels(dtype="uint32" if max(session.object_ids, default=0) > 65535 else "uint16")
-    written = []
+    labels = exports.session_labels(session) if set(formats) - {"overlay", "session"} else None
+    written: list[Path] = []
     if "labels" in formats:
         written.append(exports.write_label_stack(out / "labels.tif", labels))
     if "masks" in formats:
-        written.append(exports.write_object_masks(out / "masks", labels))
+        written.append(exports.write_object_masks(out / "masks", labels, object_ids=session.object_ids))
     if "ctc" in formats:
-        written.append(exports.write_ctc(out / "ctc", labels, parents=parents))
+        exports.write_ctc(out / "ctc", labels, parents)
+        written.append(out / "ctc")
     if "tracks" in formats:
-        written.append(exports.write_tracks_csv(out / "tracks.csv", labels, parents=parents))
+        written.append(exports.write_tracks_csv(out / "tracks.csv", labels, parents))
     if "overlay" in formats:
-        frames = (exports.to_uint8_rgb(session.source.read(i)) for i in range(session.num_frames))
-        written.append(exports.write_overlay_video(out / "overlay.mp4", frames, labels, fps=fps))
+        video = exports.export_overlay_video_from_session(
+            session, out / "overlay.mp4", fps=fps, progress=progress, cancel=cancel
+        )
+        if video is not None:
+            written.append(video)
     if "session" in formats:
         written.append(save_session(session, out / "session.sam2session"))
     return [Path(p) for p in written]
