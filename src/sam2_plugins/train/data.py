@@ -1,0 +1,187 @@
+"""Training data: the video dataset protocol, built-in synthetic datasets, and clip sampling.
+
+A :class:`VideoDataset` is any sequence of videos: ``len(ds)`` and ``ds[i] -> (frames, labels)``
+with ``frames`` (T, H, W, 3) float in [0, 1] or uint8 and ``labels`` (T, H, W) integer instance
+ids (0 = background; one id per object, constant over time). Both may be lazy array-likes
+indexable by a list of frame indices (see :mod:`sam2_plugins.train.folder`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, Sequence, runtime_checkable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..preprocess import to_model_input
+
+
+@runtime_checkable
+class VideoDataset(Protocol):
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def to_rgb01(frames: np.ndarray) -> np.ndarray:
+    """(T, H, W[, C]) uint8 or float [0, 1] -> float32 (T, H, W, 3)."""
+    arr = np.asarray(frames)
+    arr = arr.astype(np.float32) / 255.0 if arr.dtype == np.uint8 else arr.astype(np.float32, copy=False)
+    if arr.ndim == 3:
+        arr = arr[..., None]
+    if arr.shape[-1] == 1:
+        arr = np.repeat(arr, 3, axis=-1)
+    return arr[..., :3]
+
+
+class SyntheticCells:
+    """Seeded synthetic microscopy time-lapses with varied style, bit depth, density and size.
+
+    Item ``i`` is ``make_timelapse(seed_base + i, ...)`` with settings drawn from that seed;
+    16-bit movies are stretched as the video session does (percentile fit over the video).
+    """
+
+    def __init__(self, num_videos: int = 100_000, seed_base: int = 1_000_000, num_frames: int = 12,
+                 size: tuple[int, int] = (192, 320)) -> None:
+        self.num_videos, self.seed_base, self.num_frames, self.size = num_videos, seed_base, num_frames, size
+
+    def __len__(self) -> int:
+        return self.num_videos
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        from ..intensity import fit_normalizer
+        from ..synthetic import make_timelapse
+
+        seed = self.seed_base + int(index)
+        r = np.random.default_rng(seed)
+        h = int(r.integers(self.size[0], self.size[1] + 1))
+        w = int(np.clip(h * r.uniform(0.8, 1.25), self.size[0], self.size[1]))
+        dtype = np.uint16 if r.random() < 0.3 else np.uint8
+        tl = make_timelapse(
+            seed, num_frames=self.num_frames, height=h, width=w, num_cells=int(r.integers(3, 15)),
+            style="phase" if r.random() < 0.4 else "fluorescence", dtype=dtype,
+            noise=float(r.uniform(0.5, 2.0)), blur=float(r.uniform(0.5, 1.5)),
+            cell_radius=float(r.uniform(8, 24)) if r.random() < 0.5 else None,
+        )
+        norm = fit_normalizer(list(tl.frames[:: max(1, len(tl.frames) // 4)]), dtype)
+        frames = np.stack([norm.apply(f) for f in tl.frames])
+        return frames, tl.labels
+
+
+class SyntheticScenes:
+    """Seeded synthetic RGB scene videos (textured shapes, occlusions, camera pan)."""
+
+    def __init__(self, num_videos: int = 100_000, seed_base: int = 2_000_000, num_frames: int = 12,
+                 size: tuple[int, int] = (160, 288)) -> None:
+        self.num_videos, self.seed_base, self.num_frames, self.size = num_videos, seed_base, num_frames, size
+
+    def __len__(self) -> int:
+        return self.num_videos
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        from ..synthetic import make_scene_video
+
+        seed = self.seed_base + int(index)
+        r = np.random.default_rng(seed)
+        h = int(r.integers(self.size[0], self.size[1] + 1))
+        w = int(np.clip(h * r.uniform(1.0, 1.5), self.size[0], self.size[1] + 64))
+        sv = make_scene_video(seed, num_frames=self.num_frames, height=h, width=w,
+                              num_objects=int(r.integers(1, 6)), noise=float(r.uniform(1.0, 6.0)))
+        return sv.frames, sv.labels
+
+
+class MixedDataset:
+    """Draws from several datasets with given probabilities (item i -> dataset by a seeded draw)."""
+
+    def __init__(self, parts: Sequence[tuple[VideoDataset, float]], seed: int = 0) -> None:
+        if not parts:
+            raise ValueError("MixedDataset needs at least one dataset")
+        self.parts = [p for p, _ in parts]
+        weights = np.asarray([w for _, w in parts], dtype=np.float64)
+        self.probs = weights / weights.sum()
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return sum(len(p) for p in self.parts)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        r = np.random.default_rng((self.seed, int(index)))
+        k = int(r.choice(len(self.parts), p=self.probs))
+        part = self.parts[k]
+        return part[int(r.integers(len(part)))]
+
+
+@dataclass
+class ClipSettings:
+    clip_len: int = 8
+    max_objects: int = 3
+    min_object_pixels: int = 12  # an object must show this many pixels on the first frame
+    augment: bool = True
+    max_zoom: float = 1.4  # random crop of 1/zoom of each side, then resized to the model input
+
+
+@dataclass
+class Clip:
+    pixels: torch.Tensor  # (T, 3, S, S) normalised model input
+    gt: torch.Tensor  # (T, B, 1, S, S) bool
+    object_ids: list[int]
+
+
+def _photometric(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Clip-wide brightness/contrast/gamma jitter, a little per-frame brightness flicker, maybe grey."""
+    gamma = float(np.exp(rng.uniform(-0.3, 0.3)))
+    x = np.clip(x, 0, 1) ** gamma
+    x = (x - 0.5) * rng.uniform(0.75, 1.3) + 0.5 + rng.uniform(-0.1, 0.1)
+    x = x + rng.uniform(-0.03, 0.03, size=(x.shape[0], 1, 1, 1))
+    if rng.random() < 0.05:
+        x = np.repeat(x.mean(-1, keepdims=True), 3, -1)
+    return np.clip(x, 0, 1).astype(np.float32)
+
+
+def sample_clip(frames, labels, size: int, s: ClipSettings, rng: np.random.Generator) -> Clip | None:
+    """A random clip of one video as model input and per-object targets (None: no usable object)."""
+    total = len(labels)
+    length = min(s.clip_len, total)
+    start = int(rng.integers(0, total - length + 1))
+    idx = list(range(start, start + length))
+    lab = np.asarray(labels[idx])
+    rgb = to_rgb01(np.asarray(frames[idx]))
+    h, w = lab.shape[1:]
+    if s.augment:
+        zoom = float(rng.uniform(1.0, s.max_zoom)) if rng.random() < 0.5 else 1.0
+        ch, cw = max(16, int(round(h / zoom))), max(16, int(round(w / zoom)))
+        y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+        lab, rgb = lab[:, y0 : y0 + ch, x0 : x0 + cw], rgb[:, y0 : y0 + ch, x0 : x0 + cw]
+        if rng.random() < 0.5:
+            lab, rgb = lab[:, :, ::-1], rgb[:, :, ::-1]
+        if rng.random() < 0.5:
+            lab, rgb = lab[:, ::-1], rgb[:, ::-1]
+        k = int(rng.integers(0, 4))
+        if k:
+            lab, rgb = np.rot90(lab, k, axes=(1, 2)), np.rot90(rgb, k, axes=(1, 2))
+        rgb = _photometric(np.ascontiguousarray(rgb), rng)
+    ids, counts = np.unique(lab[0], return_counts=True)
+    ids = [int(i) for i, c in zip(ids, counts) if i != 0 and c >= s.min_object_pixels]
+    if not ids:
+        return None
+    chosen = sorted(int(i) for i in rng.choice(ids, min(s.max_objects, len(ids)), replace=False))
+    lab_t = torch.from_numpy(np.ascontiguousarray(lab).astype(np.int64))
+    masks = torch.stack([(lab_t == i) for i in chosen], 1).float()  # (T, B, H, W)
+    if masks.shape[-2:] != (size, size):
+        masks = F.interpolate(masks, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    gt = (masks >= 0.5)[:, :, None]
+    pixels = to_model_input(np.ascontiguousarray(rgb), size)
+    return Clip(pixels, gt, chosen)
+
+
+def draw_clip(dataset: VideoDataset, size: int, s: ClipSettings, rng: np.random.Generator,
+              max_tries: int = 50) -> Clip:
+    """Sample videos until one yields a clip with at least one object."""
+    for _ in range(max_tries):
+        frames, labels = dataset[int(rng.integers(len(dataset)))]
+        clip = sample_clip(frames, labels, size, s, rng)
+        if clip is not None:
+            return clip
+    raise RuntimeError(f"no clip with a visible object after {max_tries} videos: are the label files empty?")

@@ -1,0 +1,193 @@
+"""The training loop: optimiser, schedule, progress, cancel, and resumable checkpoints.
+
+A checkpoint (``torch.save``, read back with ``weights_only=True``) holds the model and
+optimiser states, the step, and every random state (NumPy generator for data and prompts,
+torch's global generator for dropout), so ``resume=True`` continues exactly: the next step
+sees the same clip, prompts and dropout as an uninterrupted run. It is written atomically
+(temporary file + rename) every ``checkpoint_every`` steps, on cancel and at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from ..model.sam2 import Sam2Model
+from .data import ClipSettings, VideoDataset, draw_clip
+from .unroll import PromptSettings, plan_clip, unroll_clip
+
+ProgressFn = Callable[[int, int, dict], Any]
+
+
+@dataclass
+class TrainSettings:
+    """Hyperparameters of a run (defaults suit fine-tuning a pretrained model)."""
+
+    steps: int = 1000
+    lr: float = 5e-5
+    image_encoder_lr_scale: float = 0.6  # SAM 2.1 fine-tuning: vision lr 3e-6 vs base 5e-6
+    min_lr_ratio: float = 0.1  # cosine decay to lr * this
+    warmup_steps: int = 20
+    weight_decay: float = 0.1
+    grad_clip: float = 0.1
+    clips_per_step: int = 1
+    ptr_frames: int | None = None  # video length assumed by the pointer time code (None: clip length)
+    autocast: bool = True  # bfloat16 autocast (CPU with AVX-512/AMX, or CUDA)
+    freeze_image_encoder: bool = False
+    checkpoint_every: int = 100
+    seed: int = 0
+    clip: ClipSettings = field(default_factory=ClipSettings)
+    prompts: PromptSettings = field(default_factory=PromptSettings)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainSettings":
+        d = dict(d)
+        clip = ClipSettings(**d.pop("clip", {}))
+        prompts = PromptSettings(**d.pop("prompts", {}))
+        return cls(clip=clip, prompts=prompts, **d)
+
+
+def lr_at(step: int, s: TrainSettings) -> float:
+    """Linear warm-up, then cosine decay from ``lr`` to ``lr * min_lr_ratio``."""
+    if step < s.warmup_steps:
+        return s.lr * (step + 1) / s.warmup_steps
+    span = max(1, s.steps - s.warmup_steps)
+    frac = min(1.0, (step - s.warmup_steps) / span)
+    return s.lr * (s.min_lr_ratio + (1 - s.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
+def _param_groups(model: Sam2Model, s: TrainSettings) -> list[dict]:
+    groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        vision = name.startswith("image_encoder.")
+        no_decay = p.ndim <= 1 or name.endswith(".bias") or "pos_embed" in name or "norm" in name
+        groups.setdefault((vision, no_decay), []).append(p)
+    return [
+        {"params": ps, "lr_scale": s.image_encoder_lr_scale if vision else 1.0,
+         "weight_decay": 0.0 if no_decay else s.weight_decay}
+        for (vision, no_decay), ps in sorted(groups.items())
+    ]
+
+
+class Trainer:
+    """Trains a :class:`Sam2Model` on clips drawn from a :class:`VideoDataset`."""
+
+    def __init__(self, model: Sam2Model, dataset: VideoDataset, settings: TrainSettings,
+                 checkpoint: "str | Path | None" = None) -> None:
+        self.model = model
+        self.dataset = dataset
+        self.s = settings
+        self.checkpoint = Path(checkpoint) if checkpoint else None
+        if settings.freeze_image_encoder:
+            for p in model.image_encoder.parameters():
+                p.requires_grad_(False)
+        self.optimizer = torch.optim.AdamW(_param_groups(model, settings), lr=settings.lr, betas=(0.9, 0.999))
+        self.step = 0
+        self.rng = np.random.default_rng(settings.seed)
+        torch.manual_seed(settings.seed)
+        self.history: list[dict] = []
+
+    # ------------------------------------------------------------------ one step
+    def train_step(self) -> dict[str, float]:
+        model, s = self.model, self.s
+        model.train()
+        lr = lr_at(self.step, s)
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr * g["lr_scale"]
+        size = model.image_size
+        device = model.device
+        totals: dict[str, float] = {}
+        for _ in range(s.clips_per_step):
+            clip = draw_clip(self.dataset, size, s.clip, self.rng)
+            plan = plan_clip(clip.gt.shape[0], self.rng, s.prompts)
+            gen = torch.Generator(device=device).manual_seed(int(self.rng.integers(2**62)))
+            res = unroll_clip(model, clip.pixels.to(device), clip.gt.to(device), plan, s.prompts, gen, self.rng,
+                              ptr_frames=s.ptr_frames, autocast=s.autocast)
+            (res.loss.total / s.clips_per_step).backward()
+            for k, v in res.loss.as_floats().items():
+                totals[k] = totals.get(k, 0.0) + v / s.clips_per_step
+        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        if s.grad_clip > 0:
+            totals["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, s.grad_clip))
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        totals["lr"] = lr
+        return totals
+
+    # ------------------------------------------------------------------ the run
+    def run(self, progress: ProgressFn | None = None, cancel: Any = None) -> bool:
+        """Train until ``settings.steps``; returns False when cancelled (a checkpoint is saved)."""
+        while self.step < self.s.steps:
+            if _cancelled(cancel):
+                self.save_checkpoint()
+                return False
+            t0 = time.perf_counter()
+            metrics = self.train_step()
+            metrics["sec"] = time.perf_counter() - t0
+            metrics["step"] = self.step
+            self.history.append(metrics)
+            if self.checkpoint and self.s.checkpoint_every and self.step % self.s.checkpoint_every == 0:
+                self.save_checkpoint()
+            if progress is not None:
+                progress(self.step, self.s.steps, metrics)
+        self.save_checkpoint()
+        return True
+
+    # ------------------------------------------------------------------ checkpoints
+    def state(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step,
+            "numpy_rng": json.dumps(self.rng.bit_generator.state),
+            "torch_rng": torch.get_rng_state(),
+            "settings": json.dumps(self.s.to_dict()),
+            "config": json.dumps(self.model.config.to_dict()),
+        }
+
+    def save_checkpoint(self, path: "str | Path | None" = None) -> Path | None:
+        path = Path(path) if path else self.checkpoint
+        if path is None:
+            return None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        torch.save(self.state(), tmp)
+        os.replace(tmp, path)
+        return path
+
+    def load_checkpoint(self, path: "str | Path | None" = None) -> None:
+        path = Path(path) if path else self.checkpoint
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        saved_cfg = json.loads(state["config"])
+        saved_cfg.pop("name", None)
+        current = json.loads(json.dumps(self.model.config.to_dict()))
+        current.pop("name", None)
+        if saved_cfg != current:
+            raise ValueError(f"checkpoint {path} was made for a different model config")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step = int(state["step"])
+        self.rng.bit_generator.state = json.loads(state["numpy_rng"])
+        torch.set_rng_state(state["torch_rng"])
+
+
+def _cancelled(cancel: Any) -> bool:
+    if cancel is None:
+        return False
+    if hasattr(cancel, "is_set"):
+        return bool(cancel.is_set())
+    return bool(cancel())

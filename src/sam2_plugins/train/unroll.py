@@ -1,0 +1,212 @@
+"""One training clip through SAM 2, frame by frame through its memory (as Meta's ``SAM2Train``).
+
+The prompted ("conditioning") frames are processed first, then every other frame in order.
+A prompted frame gets a ground-truth mask, one click or a noisy box; some prompted frames
+(and, with corrections, a random extra frame) then receive corrective clicks sampled from
+the error of the current prediction, each re-running the mask decoder with the clicks so
+far and the previous mask logits. Every frame's memory (and object pointer) is kept with
+its autograd graph, so the loss of later frames trains the memory path end to end.
+Memory selection follows SAM 2's training rules (stride 1, pointers of every conditioning
+frame, up to ``max_obj_ptrs_in_encoder - 1`` earlier frames).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..model.sam2 import ImageFeatures, Sam2Model, SamOutput
+from .losses import LossTerms, step_loss
+from .prompts import click_in, corrective_click, noisy_box
+
+
+@dataclass
+class PromptSettings:
+    """How prompts are sampled for a training clip (defaults: SAM 2.1's training recipe)."""
+
+    prob_points: float = 0.5  # else the ground-truth mask is the prompt of the prompted frames
+    prob_box: float = 0.5  # among point prompts: a noisy box instead of one click
+    max_init_cond_frames: int = 2  # 1..this many prompted frames (frame 0 always)
+    max_corrected_frames: int = 2  # frames that get corrective clicks (prompted ones first)
+    num_correction_points: int = 7  # corrective clicks per corrected frame
+    prob_correct_from_gt: float = 0.1  # a correction drawn from the GT mask instead of the error
+    box_noise_px: float | None = None  # box corner noise bound; None: 20 px scaled to the input size
+
+
+@dataclass
+class ClipPlan:
+    """Which frames are prompted, with what, and which get corrective clicks."""
+
+    init_cond: list[int]
+    kinds: dict[int, str]  # frame -> "mask" | "click" | "box"
+    correct: list[int] = field(default_factory=list)
+    num_corrections: int = 0
+
+
+def plan_clip(num_frames: int, rng: np.random.Generator, s: PromptSettings) -> ClipPlan:
+    """Draw a prompt plan for a clip (frame 0 is always prompted)."""
+    use_points = num_frames == 1 or rng.random() < s.prob_points
+    n_init = 1
+    if s.max_init_cond_frames > 1 and num_frames > 1:
+        n_init = int(rng.integers(1, min(s.max_init_cond_frames, num_frames), endpoint=True))
+    init = [0] + sorted(int(t) for t in rng.choice(np.arange(1, num_frames), n_init - 1, replace=False))
+    if not use_points:
+        return ClipPlan(init, {t: "mask" for t in init})
+    kinds = {t: ("box" if rng.random() < s.prob_box else "click") for t in init}
+    correct = list(init)
+    rest = [t for t in range(num_frames) if t not in init]
+    n_correct = max(len(init), min(s.max_corrected_frames, num_frames))
+    if n_correct > len(init) and rest:
+        extra = int(rng.integers(0, n_correct - len(init), endpoint=True))
+        correct += sorted(int(t) for t in rng.choice(rest, min(extra, len(rest)), replace=False))
+    return ClipPlan(init, kinds, correct if s.num_correction_points > 0 else [], s.num_correction_points)
+
+
+@dataclass
+class _Memory:
+    feats: torch.Tensor  # (B, mem_dim, h, w)
+    pos: torch.Tensor
+    obj_ptr: torch.Tensor  # (B, C)
+
+
+@dataclass
+class ClipResult:
+    loss: LossTerms
+    masks: list[torch.Tensor]  # per frame, (B, 1, S, S) final mask logits (detached)
+    scores: list[torch.Tensor]  # per frame, (B, 1) object-score logits (detached)
+
+
+def _closest_cond(frame: int, cond: dict[int, _Memory], max_num: int):
+    if max_num == -1 or len(cond) <= max_num:
+        return dict(cond), {}
+    before = max((t for t in cond if t < frame), default=None)
+    after = min((t for t in cond if t >= frame), default=None)
+    chosen = {t: cond[t] for t in (before, after) if t is not None}
+    for t in sorted((t for t in cond if t not in chosen), key=lambda t: abs(t - frame))[: max_num - len(chosen)]:
+        chosen[t] = cond[t]
+    return chosen, {t: v for t, v in cond.items() if t not in chosen}
+
+
+def _with_memory(model: Sam2Model, feats: ImageFeatures, frame: int, cond: dict[int, _Memory],
+                 non_cond: dict[int, _Memory], ptr_frames: int) -> torch.Tensor:
+    """Frame features conditioned on the memory bank (training selection rules)."""
+    cfg = model.config
+    selected, unselected = _closest_cond(frame, cond, cfg.max_cond_frames_in_attn)
+    spatial = [(0, m) for m in selected.values()]
+    for t_pos in range(1, cfg.num_maskmem):
+        prev = frame - (cfg.num_maskmem - t_pos)
+        mem = non_cond.get(prev, unselected.get(prev))
+        if mem is not None:
+            spatial.append((t_pos, mem))
+    tokens, codes = [], []
+    for t_pos, mem in spatial:
+        tok, code = model.memory_tokens(mem.feats, mem.pos, t_pos)
+        tokens.append(tok)
+        codes.append(code)
+    n_ptr = 0
+    if cfg.use_obj_ptrs_in_encoder:
+        max_ptrs = min(ptr_frames, cfg.max_obj_ptrs_in_encoder)
+        ptrs = [((frame - t) if cfg.use_signed_tpos_enc_to_obj_ptrs else abs(frame - t), m.obj_ptr)
+                for t, m in selected.items()]
+        for t_diff in range(1, max_ptrs):
+            t = frame - t_diff
+            if t < 0:
+                break
+            mem = non_cond.get(t, unselected.get(t))
+            if mem is not None:
+                ptrs.append((t_diff, mem.obj_ptr))
+        if ptrs:
+            tok, code = model.pointer_tokens(torch.stack([p for _, p in ptrs]), [d for d, _ in ptrs], max_ptrs)
+            tokens.append(tok)
+            codes.append(code)
+            n_ptr = tok.shape[1]
+    return model.attend_memory(feats, torch.cat(tokens, 1), torch.cat(codes, 1), n_ptr)
+
+
+def unroll_clip(
+    model: Sam2Model,
+    pixels: torch.Tensor,
+    gt: torch.Tensor,
+    plan: ClipPlan,
+    settings: PromptSettings,
+    gen: torch.Generator,
+    rng: np.random.Generator,
+    *,
+    ptr_frames: int | None = None,
+    autocast: bool = False,
+) -> ClipResult:
+    """Run a clip and return its summed loss.
+
+    pixels (T, 3, S, S) normalised model input; gt (T, B, 1, S, S) bool target masks of B objects.
+    ``ptr_frames``: the video length assumed for the object pointers' temporal code (SAM 2
+    uses the clip length in training; pass the typical inference length to match inference).
+    """
+    num_frames, b = gt.shape[0], gt.shape[1]
+    size = pixels.shape[-1]
+    cfg = model.config
+    device = pixels.device
+    ptr_frames = ptr_frames or num_frames
+    box_bound = settings.box_noise_px if settings.box_noise_px is not None else 20.0 * size / 1024
+    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast)
+    with amp:
+        all_feats = model.encode_image(pixels)
+    cond: dict[int, _Memory] = {}
+    non_cond: dict[int, _Memory] = {}
+    loss = LossTerms.zero(device)
+    masks: list[torch.Tensor | None] = [None] * num_frames
+    scores: list[torch.Tensor | None] = [None] * num_frames
+    order = plan.init_cond + [t for t in range(num_frames) if t not in plan.init_cond]
+    for t in order:
+        target = gt[t]
+        feats = all_feats.index(t).expand(b)
+        is_init = t in plan.init_cond
+        kind = plan.kinds.get(t)
+        coords = labels = None
+        steps: list[SamOutput] = []
+        with amp:
+            if kind == "mask" and cfg.use_mask_input_as_output_without_sam:
+                sam = model.mask_as_output(feats.embed, feats.high_res, target.float())
+                pix = None
+            else:
+                if is_init:
+                    pix = model.without_memory(feats)
+                else:
+                    pix = _with_memory(model, feats, t, cond, non_cond, ptr_frames)
+                mask_in = None
+                if kind == "click":
+                    coords, labels = click_in(target, gen)
+                elif kind == "box":
+                    coords, labels = noisy_box(target, gen, bound=box_bound)
+                elif kind == "mask":
+                    mask_in = target.float()
+                n_pts = 0 if labels is None else labels.shape[1]
+                sam = model.sam_heads(pix, feats.high_res, coords, labels, mask_in,
+                                      multimask=model.use_multimask(is_init, n_pts))
+            steps.append(sam)
+            if t in plan.correct and pix is not None:
+                for _ in range(plan.num_corrections):
+                    from_gt = settings.prob_correct_from_gt > 0 and rng.random() < settings.prob_correct_from_gt
+                    pred = None if from_gt else sam.high_res_masks > 0
+                    new_xy, new_lab = corrective_click(target, pred, gen)
+                    coords = new_xy if coords is None else torch.cat([coords, new_xy], 1)
+                    labels = new_lab if labels is None else torch.cat([labels, new_lab], 1)
+                    prev = sam.low_res_masks.clamp(-32.0, 32.0)  # as SAM 2 feeds previous logits
+                    sam = model.sam_heads(pix, feats.high_res, coords, labels, prev,
+                                          multimask=model.use_multimask(is_init, labels.shape[1]))
+                    steps.append(sam)
+            mem_feats, mem_pos = model.encode_memory(feats.embed, sam.high_res_masks, sam.object_score_logits,
+                                                     from_points=labels is not None)
+        memory = _Memory(mem_feats, mem_pos, sam.obj_ptr)
+        if is_init or t in plan.correct:
+            cond[t] = memory
+        else:
+            non_cond[t] = memory
+        with torch.autocast(device.type, enabled=False):
+            for out in steps:
+                loss = loss + step_loss(out.high_res_multimasks, out.ious, out.object_score_logits,
+                                        target.float(), b)
+        masks[t] = sam.high_res_masks.detach().float()
+        scores[t] = sam.object_score_logits.detach().float()
+    return ClipResult(loss, masks, scores)  # type: ignore[arg-type]
