@@ -30,7 +30,7 @@ def reference_cases():
 def micro_model():
     from sam2_plugins import load_model
 
-    return load_model(MICRO_WEIGHTS, config=MICRO_CONFIG, device="cpu")
+    return load_model(MICRO_WEIGHTS, config=MICRO_CONFIG, device="cpu", dtype="float32")
 
 
 def assert_logits_match(actual: np.ndarray, expected: np.ndarray, what: str) -> None:

@@ -162,3 +162,23 @@ def test_memory_spills_to_disk_without_changing_results(micro_model, frames, dis
         np.testing.assert_array_equal(a[f].logits, b[f].logits)
         np.testing.assert_array_equal(a2[f].logits, b2[f].logits)
     tiny.close()
+
+
+def test_correction_click_reuses_memory_conditioned_features(micro_model, frames):
+    """A click on a tracked frame needs no memory attention when its memories are unchanged."""
+    cached = micro_model.open_video(frames)
+    uncached = micro_model.open_video(frames)
+    uncached.tracker.conditioned.max_bytes = 0
+    for s in (cached, uncached):
+        s.add_points(0, 1, [[35, 30]], [1])
+        list(s.propagate())
+    calls = []
+    hook = micro_model.memory_attention.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        fast = cached.add_points(6, 1, [[80, 57]], [1])
+        assert calls == []
+        slow = uncached.add_points(6, 1, [[80, 57]], [1])
+        assert calls == [1]
+    finally:
+        hook.remove()
+    np.testing.assert_array_equal(fast.logits, slow.logits)

@@ -16,7 +16,7 @@ import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import MutableMapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Iterator
 
 import torch
@@ -72,6 +72,10 @@ class FeatureCache:
         return self._bytes
 
 
+_OUTPUT_IDS = itertools.count()
+TENSOR_FIELDS = ("pred_masks", "obj_ptr", "object_score_logits", "maskmem_features")
+
+
 @dataclass
 class FrameOutput:
     """One object's result on one frame: what later frames read from memory."""
@@ -80,10 +84,11 @@ class FrameOutput:
     obj_ptr: torch.Tensor  # (1, C) object pointer
     object_score_logits: torch.Tensor  # (1, 1) > 0: object present
     maskmem_features: torch.Tensor | None = None  # (1, mem_dim, h, w) bfloat16, None until encoded
+    uid: int = field(default_factory=lambda: next(_OUTPUT_IDS))  # never reused: names this output in caches
 
     @property
     def nbytes(self) -> int:
-        return sum(tensor_bytes(getattr(self, f.name)) for f in fields(self))
+        return sum(tensor_bytes(getattr(self, name)) for name in TENSOR_FIELDS)
 
 
 class SpillPool:

@@ -22,13 +22,13 @@ from safetensors.torch import save as save_tensors
 
 from .config import Sam2Config
 from .intensity import IntensityNormalizer
-from .memory import FrameOutput
+from .memory import TENSOR_FIELDS, FrameOutput
 from .session import VideoSession
 from .tracker import PointPrompt
 
 FORMAT = "sam2-plugins-session"
 VERSION = 1
-_OUTPUT_FIELDS = ("pred_masks", "obj_ptr", "object_score_logits", "maskmem_features")
+_OUTPUT_FIELDS = TENSOR_FIELDS
 
 
 def atomic_write_bytes(path: "str | Path", data: bytes) -> None:

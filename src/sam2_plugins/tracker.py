@@ -8,6 +8,7 @@ one batch.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -69,6 +70,7 @@ class Tracker:
         self.num_frames = num_frames
         self.pool = pool
         self._maskmem_pos: torch.Tensor | None = None
+        self.conditioned = ConditionedCache(max_bytes=64 << 20)
 
     def new_track(self, obj_id: int) -> ObjectTrack:
         return ObjectTrack(obj_id, self.pool.new_dict())
@@ -165,8 +167,15 @@ class Tracker:
             if layouts is None:
                 pix = model.without_memory(batch_feats)
             else:
-                memory, memory_pos, n_ptr = self._memory_tokens([layouts[i] for i in members])
-                pix = model.attend_memory(batch_feats, memory, memory_pos, n_ptr)
+                keys = [self.conditioned.key(tracks[i].obj_id, frame, reverse, layouts[i]) for i in members]
+                cached = [self.conditioned.get(k) for k in keys]
+                if all(c is not None for c in cached):
+                    pix = torch.cat(cached)  # memory attention already ran on exactly these memories
+                else:
+                    memory, memory_pos, n_ptr = self._memory_tokens([layouts[i] for i in members])
+                    pix = model.attend_memory(batch_feats, memory, memory_pos, n_ptr)
+                    for j, (k, i) in enumerate(zip(keys, members)):
+                        self.conditioned.put(k, pix[j : j + 1])
             mask_inputs = mask if mask is not None else prev_logits
             num_points = 0 if points is None else points.labels.shape[1]
             sam = model.sam_heads(
@@ -225,3 +234,44 @@ def _closest_cond_frames(frame: int, cond: dict[int, FrameOutput], max_num: int)
     for t in rest[: max_num - len(chosen)]:
         chosen[t] = cond[t]
     return chosen, {t: v for t, v in cond.items() if t not in chosen}
+
+
+class ConditionedCache:
+    """Memory-conditioned features of recent (object, frame) steps, so a click on a tracked frame
+    skips memory attention when the memories it would read are exactly those used before.
+
+    Keys name every stored output read by its never-reused ``uid``.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+        self._bytes = 0
+
+    @staticmethod
+    def key(obj_id: int, frame: int, reverse: bool, layout: MemoryLayout) -> tuple:
+        return (
+            obj_id, frame, reverse,
+            tuple((t, f, out.uid) for t, f, out in layout.spatial),
+            tuple((d, out.uid) for d, out in layout.pointers),
+        )
+
+    def get(self, key: tuple) -> torch.Tensor | None:
+        item = self._items.get(key)
+        if item is not None:
+            self._items.move_to_end(key)
+        return item
+
+    def put(self, key: tuple, pix: torch.Tensor) -> None:
+        if key in self._items:
+            return
+        pix = pix.clone()
+        self._items[key] = pix
+        self._bytes += pix.numel() * pix.element_size()
+        while self._bytes > self.max_bytes and self._items:
+            old = self._items.popitem(last=False)[1]
+            self._bytes -= old.numel() * old.element_size()
+
+    def clear(self) -> None:
+        self._items.clear()
+        self._bytes = 0

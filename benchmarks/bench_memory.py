@@ -1,0 +1,101 @@
+"""Peak RAM against video length: 100 vs 2,000 frames of 1080p, read lazily from a synthetic source.
+
+Each length runs in a fresh process (peak RSS is per process). Frames are generated on the fly
+(a textured moving disc), so the source itself holds no frames.
+
+    python benchmarks/bench_memory.py --lengths 100 2000 --model sam2.1-hiera-tiny
+    python benchmarks/bench_memory.py --lengths 100 2000 --model micro   # minutes, not hours, on a CPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).parent
+
+
+class SyntheticHD:
+    """A lazy (T, 1080, 1920, 3) uint8 video: frames are drawn when read."""
+
+    def __init__(self, num_frames: int, height: int = 1080, width: int = 1920) -> None:
+        self.shape = (num_frames, height, width, 3)
+        self.dtype = np.dtype(np.uint8)
+        self.ndim = 4
+        rng = np.random.default_rng(0)
+        self._texture = rng.integers(0, 60, (height, width), dtype=np.uint8)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, t):
+        t = int(t)
+        h, w = self.shape[1:3]
+        frame = np.empty((h, w, 3), np.uint8)
+        frame[...] = self._texture[..., None]
+        cy, cx = h // 2 + int(100 * np.sin(t / 20)), w // 3 + (t * 3) % (w // 3)
+        yy, xx = np.ogrid[:h, :w]
+        frame[(yy - cy) ** 2 + (xx - cx) ** 2 < 150**2] = (220, 180, 60)
+        return frame
+
+
+def run_one(length: int, model_name: str) -> dict:
+    import resource
+
+    import torch
+
+    torch.set_flush_denormal(True)
+    sys.path.insert(0, str(HERE))
+    if model_name == "micro":
+        from sam2_plugins import load_model
+
+        root = HERE.parent / "tests" / "data"
+        model = load_model(root / "micro_reference.safetensors", config=root / "sam2.1_hiera_micro.config.json", device="cpu")
+    else:
+        from common import seeded_model
+
+        model = seeded_model(model_name, dtype="auto")
+    session = model.open_video(SyntheticHD(length))
+    session.add_points(0, 1, [[1920 // 3, 540]], [1])
+    start = time.perf_counter()
+    for _ in session.propagate():
+        pass
+    elapsed = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"frames": length, "peak_rss_mb": peak, "seconds": elapsed, "spilled": session.pool.spilled,
+            "feature_cache_mb": session.feature_cache.nbytes / 2**20, "memory_pool_mb": session.pool.nbytes / 2**20}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lengths", type=int, nargs="+", default=[100, 2000])
+    parser.add_argument("--model", default="sam2.1-hiera-tiny", help="an official name (seeded weights) or 'micro'")
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one is not None:
+        print(json.dumps(run_one(args.one, args.model)))
+        return
+    from common import machine
+
+    print(f"machine: {machine()}; model: {args.model}")
+    rows = []
+    for length in args.lengths:
+        out = subprocess.run([sys.executable, __file__, "--one", str(length), "--model", args.model],
+                             capture_output=True, text=True, check=True)
+        row = json.loads(out.stdout.strip().splitlines()[-1])
+        rows.append(row)
+        print(f"{length:5d} frames of 1080p: peak RSS {row['peak_rss_mb']:.0f} MB, {row['seconds']:.0f} s, "
+              f"memories spilled to disk: {row['spilled']}")
+    if len(rows) > 1:
+        print(f"peak RSS ratio {rows[-1]['frames']} / {rows[0]['frames']} frames: "
+              f"{rows[-1]['peak_rss_mb'] / rows[0]['peak_rss_mb']:.2f}x (goal <= 1.2x)")
+
+
+if __name__ == "__main__":
+    main()

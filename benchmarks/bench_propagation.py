@@ -1,0 +1,84 @@
+"""Propagation speed, SAM 2.1 hiera-tiny at 1024: ours against transformers' Sam2VideoModel.
+
+Both get the same seeded weights (converted key by key), the same frames (our preprocessing)
+and the same clicks. Steady state: the mean time of frames 8.. of a propagation, when the
+memory bank is full (7 memories + pointers). Denormals are flushed for every contender.
+
+    python benchmarks/bench_propagation.py --objects 1 16 --frames 12
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+
+from common import grid_points, machine, scene_frames, seeded_model
+from peers import run_peer, transformers_tracker
+
+
+def run_ours(model, frames, clicks):
+    import time
+
+    session = model.open_video(frames)
+    for obj_id, (x, y) in enumerate(clicks, start=1):
+        session.add_points(0, obj_id, [[x, y]], [1])
+    times, masks = [], {}
+    start = time.perf_counter()
+    for result in session.propagate():
+        now = time.perf_counter()
+        times.append(now - start)
+        start = now
+        masks[result.frame_index] = result.masks
+    return times, masks
+
+
+def jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    union = (a | b).sum()
+    return float((a & b).sum() / union) if union else 1.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--objects", type=int, nargs="+", default=[1, 16])
+    parser.add_argument("--frames", type=int, default=12)
+    parser.add_argument("--size", type=int, default=512, help="side of the synthetic frames (resized to 1024)")
+    parser.add_argument("--no-peer", action="store_true")
+    parser.add_argument("--peer-objects-max", type=int, default=16)
+    args = parser.parse_args()
+    print(f"machine: {machine()}")
+    print(f"torch threads: {torch.get_num_threads()}, denormals flushed")
+    frames = scene_frames(args.frames, args.size)
+    fp32 = seeded_model(dtype="float32")
+    auto = seeded_model(dtype="auto")
+    peer = None if args.no_peer else transformers_tracker(fp32)
+    steady = slice(8, None)
+    for n in args.objects:
+        clicks = grid_points(n, args.size)
+        t_auto, m_auto = run_ours(auto, frames, clicks)
+        t_fp32, m_fp32 = run_ours(fp32, frames, clicks)
+        ours_auto, ours_fp32 = np.mean(t_auto[steady]), np.mean(t_fp32[steady])
+        agree = np.mean([jaccard(m_auto[f][k], m_fp32[f][k]) for f in m_auto for k in range(n)])
+        print(f"\n{n} object(s), steady state (frames 8-{args.frames - 1}):")
+        print(f"  ours, dtype auto ({auto.compute_dtype}): {ours_auto:.2f} s/frame")
+        print(f"  ours, float32:                  {ours_fp32:.2f} s/frame")
+        print(f"  mask agreement auto vs fp32:    Jaccard {agree:.4f}")
+        if peer is not None and n <= args.peer_objects_max:
+            pixels = torch.stack([auto_pixels(frames[i], 1024) for i in range(len(frames))])
+            t_peer, m_peer = run_peer(peer, pixels, args.size, args.size, clicks)
+            peer_s = np.mean(t_peer[steady])
+            agree_peer = np.mean([jaccard(m_fp32[f][k], m_peer[f][k]) for f in m_peer for k in range(n)])
+            print(f"  transformers Sam2VideoModel fp32: {peer_s:.2f} s/frame")
+            print(f"  ratio peer / ours(auto): {peer_s / ours_auto:.2f}x   peer / ours(fp32): {peer_s / ours_fp32:.2f}x")
+            print(f"  mask agreement ours fp32 vs peer: Jaccard {agree_peer:.4f}")
+
+
+def auto_pixels(frame: np.ndarray, size: int) -> torch.Tensor:
+    from sam2_plugins.preprocess import to_model_input
+
+    return to_model_input(frame.astype(np.float32) / 255, size)[0]
+
+
+if __name__ == "__main__":
+    main()

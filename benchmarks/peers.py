@@ -1,0 +1,43 @@
+"""The peer: Hugging Face transformers' Sam2VideoModel, loaded with exactly our weights."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+
+def transformers_tracker(model, dtype=torch.float32):
+    """A transformers Sam2VideoModel holding the same weights as our ``model`` (SAM 2.1 tiny-like configs)."""
+    from transformers import Sam2VideoConfig, Sam2VideoModel
+
+    from sam2_plugins.hf_layout import original_to_hf
+
+    peer = Sam2VideoModel(Sam2VideoConfig())
+    peer.load_state_dict(original_to_hf(model.state_dict()), strict=True)
+    return peer.eval().to(dtype)
+
+
+def run_peer(peer, pixels: torch.Tensor, height: int, width: int, clicks, dtype=torch.float32):
+    """Prompt each object with one click on frame 0 and propagate; returns (seconds per frame list, masks)."""
+    from transformers.models.sam2_video.modeling_sam2_video import Sam2VideoInferenceSession
+
+    size = pixels.shape[-1]
+    session = Sam2VideoInferenceSession(video=pixels.to(dtype), video_height=height, video_width=width, dtype=dtype)
+    times, masks = [], {}
+    with torch.inference_mode():
+        for obj_id, (x, y) in enumerate(clicks, start=1):
+            idx = session.obj_id_to_idx(obj_id)
+            coords = torch.tensor([[[[x / width * size, y / height * size]]]], dtype=torch.float32)
+            session.add_point_inputs(idx, 0, {"point_coords": coords, "point_labels": torch.ones(1, 1, 1, dtype=torch.int32)})
+            session.obj_with_new_inputs = [obj_id]
+            peer(session, frame_idx=0)
+        start = time.perf_counter()
+        for out in peer.propagate_in_video_iterator(session, start_frame_idx=0):
+            now = time.perf_counter()
+            times.append(now - start)
+            start = now
+            low = out.pred_masks.float()
+            masks[out.frame_idx] = (torch.nn.functional.interpolate(low, (height, width), mode="bilinear") > 0)[:, 0].numpy()
+    return times, masks

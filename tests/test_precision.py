@@ -1,0 +1,40 @@
+"""The fast bfloat16 path agrees with float32 (the default on CPUs with native bf16 and on CUDA)."""
+
+import numpy as np
+
+from conftest import MICRO_CONFIG, MICRO_WEIGHTS
+from sam2_plugins import load_model
+from sam2_plugins.api import cpu_has_native_bf16, pick_dtype
+
+
+def _jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    union = (a | b).sum()
+    return 1.0 if union == 0 else (a & b).sum() / union
+
+
+def _track(model, reference):
+    s = model.open_video(reference["frames"])
+    s.add_points(0, 1, [[35, 30]], [1])
+    s.add_box(0, 2, [80, 50, 110, 80])
+    s.add_mask(9, 3, reference["inputs/last_frame_disc2_mask"])
+    return {r.frame_index: r.masks for r in s.propagate_all()}
+
+
+def test_bf16_masks_agree_with_fp32_on_the_reference_clip(reference):
+    fp32 = load_model(MICRO_WEIGHTS, config=MICRO_CONFIG, device="cpu", dtype="float32")
+    bf16 = load_model(MICRO_WEIGHTS, config=MICRO_CONFIG, device="cpu", dtype="bfloat16")
+    a, b = _track(fp32, reference), _track(bf16, reference)
+    scores = [_jaccard(a[f][k], b[f][k]) for f in a for k in range(3)]
+    assert np.mean(scores) >= 0.98, scores
+    image_a = fp32.predict_image(reference["frames"][0], points=[[35, 30]], labels=[1]).masks
+    image_b = bf16.predict_image(reference["frames"][0], points=[[35, 30]], labels=[1]).masks
+    assert _jaccard(image_a, image_b) >= 0.98
+
+
+def test_auto_dtype_rules():
+    import torch
+
+    assert pick_dtype(torch.device("cuda"), "auto") == torch.bfloat16
+    expected = torch.bfloat16 if cpu_has_native_bf16() else torch.float32
+    assert pick_dtype(torch.device("cpu"), "auto") == expected
+    assert pick_dtype(torch.device("cpu"), "float32") == torch.float32
