@@ -151,3 +151,16 @@ def test_transformers_layout_checkpoint_loads_and_matches(micro_model, frame):
     """A checkpoint saved in Hugging Face transformers' key layout is converted on load."""
     model = load_model(DATA / "micro_hf_layout.safetensors", config=MICRO_CONFIG, device="cpu")
     np.testing.assert_array_equal(_logits(model, frame), _logits(micro_model, frame))
+
+
+def test_lower_working_resolution(reference):
+    """The same weights run at another input size; masks stay at the frame's resolution."""
+    model = load_model(MICRO_WEIGHTS, config=MICRO_CONFIG, device="cpu", dtype="float32", image_size=128)
+    assert model.image_size == 128 and model.sam_prompt_encoder.mask_input_size == (32, 32)
+    pred = model.predict_image(reference["frames"][0], points=[[35, 30]], labels=[1])
+    assert pred.masks.shape == (1, 96, 128) and pred.low_res_logits.shape == (1, 32, 32)
+    session = model.open_video(reference["frames"])
+    session.add_points(0, 1, [[35, 30]], [1])
+    assert len(list(session.propagate())) == 10
+    with pytest.raises(ValueError, match="multiple of 32"):
+        load_model(MICRO_WEIGHTS, config=MICRO_CONFIG, device="cpu", image_size=100)

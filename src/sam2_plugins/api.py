@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -59,6 +60,15 @@ def pick_dtype(device: torch.device, dtype: "str | torch.dtype" = "auto") -> tor
     return _DTYPES[dtype]
 
 
+def _resized(model: Sam2Model, image_size: int) -> Sam2Model:
+    """The same weights working at another input resolution."""
+    if image_size < 64 or image_size % 32:
+        raise ValueError(f"image_size must be a multiple of 32 and at least 64, got {image_size}")
+    resized = Sam2Model(dataclasses.replace(model.config, image_size=image_size))
+    resized.load_state_dict(model.state_dict(), strict=True)
+    return resized
+
+
 def build_model(config: "Sam2Config | Mapping[str, Any] | str | Path") -> Sam2Model:
     """A randomly initialised model of the given (official-style) config."""
     return Sam2Model(parse_config(config))
@@ -70,10 +80,13 @@ def load_model(
     config: "Sam2Config | Mapping[str, Any] | str | Path | None" = None,
     device: "str | torch.device" = "auto",
     dtype: "str | torch.dtype" = "auto",
+    image_size: int | None = None,
 ) -> Sam2Model:
     """Load SAM 2 / 2.1 weights by name (``sam2.1-hiera-tiny``, ...; or a bundled model such as
     ``micro-synthetic``) or from a file (.pt/.pth with Meta's layout, .safetensors in Meta's or
     Hugging Face transformers' layout). ``config`` describes a custom or fine-tuned model.
+    ``image_size`` overrides the working resolution (a multiple of 32; e.g. 512 for a 1024 model
+    runs ~4x faster per frame, at some accuracy cost on small objects).
     """
     name = str(name_or_path)
     bundled = bundled_weights(name)
@@ -96,6 +109,8 @@ def load_model(
         )
     model = Sam2Model(cfg)
     load_weights(model, state, path)
+    if image_size is not None and image_size != cfg.image_size:
+        model = _resized(model, image_size)
     dev = pick_device(device)
     model.compute_dtype = pick_dtype(dev, dtype)
     model.checkpoint_path = str(path)
