@@ -182,3 +182,34 @@ def test_correction_click_reuses_memory_conditioned_features(micro_model, frames
     finally:
         hook.remove()
     np.testing.assert_array_equal(fast.logits, slow.logits)
+
+
+def test_results_are_compact_and_read_back_exactly(micro_model, frames):
+    """Masks read back from the compact store exactly as propagation returned them."""
+    s = micro_model.open_video(frames)
+    s.add_points(0, 1, [[35, 30]], [1])
+    s.add_box(0, 2, [80, 50, 110, 80])
+    results = {r.frame_index: r for r in s.propagate()}
+    for f, r in results.items():
+        for k, oid in enumerate(r.object_ids):
+            decided = np.abs(r.logits[k]) > 0.01  # fp16 storage may flip a pixel whose logit is ~0
+            np.testing.assert_array_equal(s.mask(f, oid)[decided], r.masks[k][decided])
+
+
+def test_a_small_object_costs_little_to_store():
+    import torch
+
+    from sam2_plugins.results import ResultStore
+
+    store = ResultStore(1080, 1920)
+    low = torch.full((256, 256), -8.0)
+    low[100:110, 50:58] = 4.0  # a cell of ~40x60 pixels in a 1080p frame
+    store.put(0, 1, low, 3.0)
+    store.put(0, 2, torch.full((256, 256), -1024.0), -5.0)  # absent object
+    assert store.nbytes < 400  # vs 128 KB for the full fp16 low-res logits
+    from sam2_plugins.model.common import resize_bilinear
+
+    expected = resize_bilinear(low[None, None], (1080, 1920))[0, 0].numpy() > 0
+    np.testing.assert_array_equal(store.logits(0, 1) > 0, expected)
+    assert not (store.logits(0, 2) > 0).any() and store.score(0, 2) == -5.0
+    assert set(np.unique(store.label_frame(0))) == {0, 1}

@@ -23,17 +23,47 @@ class FrameResult(NamedTuple):
         return self.logits > 0
 
 
+FLOOR = -32.0  # logit given to low-res pixels outside an object's stored crop
+MARGIN = 2  # low-res pixels kept around the positive region, so upsampled edges stay exact
+
+
 class ResultStore:
-    """Frame -> object id -> low-res logits (fp16) and object score: a few hundred KB per frame and object."""
+    """Frame -> object id -> compact result: the object's low-res logits (fp16), cropped to a small
+    margin around where it is present, and its object score. A cell costs a few hundred bytes per
+    frame; logits far outside an object read back as ``FLOOR``.
+    """
 
     def __init__(self, height: int, width: int) -> None:
         self.height, self.width = height, width
-        self._frames: dict[int, dict[int, tuple[np.ndarray, float]]] = {}
+        self._frames: dict[int, dict[int, tuple[int, int, np.ndarray | None, float]]] = {}
+        self._low_shape: tuple[int, int] = (0, 0)
 
     def put(self, frame: int, obj_id: int, low_res: torch.Tensor, score: float) -> None:
-        self._frames.setdefault(frame, {})[obj_id] = (
-            low_res.reshape(low_res.shape[-2:]).to(torch.float16).cpu().numpy(), float(score),
-        )
+        low = low_res.reshape(low_res.shape[-2:]).float().cpu().numpy()
+        self._low_shape = low.shape
+        ys, xs = np.nonzero(low > 0)
+        if len(ys) == 0:
+            entry = (0, 0, None, float(score))
+        else:
+            y0, x0 = max(ys.min() - MARGIN, 0), max(xs.min() - MARGIN, 0)
+            y1, x1 = ys.max() + MARGIN + 1, xs.max() + MARGIN + 1
+            entry = (int(y0), int(x0), low[y0:y1, x0:x1].astype(np.float16), float(score))
+        self._frames.setdefault(frame, {})[obj_id] = entry
+
+    def low_res(self, frame: int, obj_id: int) -> np.ndarray | None:
+        """(S/4, S/4) float32 low-res logits of an object on a frame (FLOOR outside its crop)."""
+        item = self._frames.get(frame, {}).get(obj_id)
+        if item is None:
+            return None
+        y0, x0, crop, _ = item
+        low = np.full(self._low_shape, FLOOR, np.float32)
+        if crop is not None:
+            low[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]] = crop
+        return low
+
+    @property
+    def nbytes(self) -> int:
+        return sum(0 if e[2] is None else e[2].nbytes for entry in self._frames.values() for e in entry.values())
 
     def drop_object(self, obj_id: int) -> None:
         for entry in self._frames.values():
@@ -48,20 +78,19 @@ class ResultStore:
     def frames(self) -> list[int]:
         return sorted(f for f, entry in self._frames.items() if entry)
 
-    def objects_on(self, frame: int) -> dict[int, tuple[np.ndarray, float]]:
-        return self._frames.get(frame, {})
+    def object_ids_on(self, frame: int) -> list[int]:
+        return list(self._frames.get(frame, {}))
 
     def logits(self, frame: int, obj_id: int) -> np.ndarray | None:
         """(H, W) float32 logits of one object on one frame, or None if it has none."""
-        item = self._frames.get(frame, {}).get(obj_id)
-        if item is None:
+        low = self.low_res(frame, obj_id)
+        if low is None:
             return None
-        low = torch.from_numpy(item[0].astype(np.float32))[None, None]
-        return resize_bilinear(low, (self.height, self.width))[0, 0].numpy()
+        return resize_bilinear(torch.from_numpy(low)[None, None], (self.height, self.width))[0, 0].numpy()
 
     def score(self, frame: int, obj_id: int) -> float | None:
         item = self._frames.get(frame, {}).get(obj_id)
-        return None if item is None else item[1]
+        return None if item is None else item[3]
 
     def label_frame(self, frame: int, id_dtype=np.uint16) -> np.ndarray:
         """(H, W) label image: each pixel gets the id of the most confident object with a positive logit."""
@@ -69,8 +98,10 @@ class ResultStore:
         labels = np.zeros((self.height, self.width), dtype=id_dtype)
         if not entry:
             return labels
-        ids = sorted(entry)  # ties go to the lowest id, whatever order results arrived in
-        low = torch.from_numpy(np.stack([entry[i][0] for i in ids]).astype(np.float32))[:, None]
+        ids = sorted(i for i, e in entry.items() if e[2] is not None)  # ties go to the lowest id
+        if not ids:
+            return labels
+        low = torch.from_numpy(np.stack([self.low_res(frame, i) for i in ids]))[:, None]
         logits = resize_bilinear(low, (self.height, self.width))[:, 0].numpy()  # (N, H, W)
         where = logits.argmax(axis=0)
         best = np.take_along_axis(logits, where[None], axis=0)[0]

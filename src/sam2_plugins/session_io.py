@@ -72,9 +72,9 @@ def save_session(session: VideoSession, path: "str | Path") -> Path:
                         tensors[f"{kind}/{oid}/{f}/{name}"] = value.cpu().contiguous()
         objects.append({"id": oid, "prompts": prompts, "tracked": {str(f): r for f, r in track.tracked.items()}})
     for f in session.results.frames():
-        for oid, (low, score) in session.results.objects_on(f).items():
-            tensors[f"results/{oid}/{f}"] = torch.from_numpy(low.copy())
-            tensors[f"scores/{oid}/{f}"] = torch.tensor([score])
+        for oid in session.results.object_ids_on(f):
+            tensors[f"results/{oid}/{f}"] = torch.from_numpy(session.results.low_res(f, oid)).half()
+            tensors[f"scores/{oid}/{f}"] = torch.tensor([session.results.score(f, oid)])
     model = session.model
     meta: dict[str, Any] = {
         "format": FORMAT,

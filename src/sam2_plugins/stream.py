@@ -56,5 +56,5 @@ class StreamSession(VideoSession):
             for f in [f for f in track.tracked if f < index - self.keep_frames]:
                 del track.tracked[f]
         for f in [f for f in self.results.frames() if f < index - self.keep_frames]:
-            for oid in list(self.results.objects_on(f)):
+            for oid in self.results.object_ids_on(f):
                 self.results.drop_frame(f, oid)
