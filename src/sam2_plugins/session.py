@@ -42,7 +42,7 @@ class VideoSession:
         normalizer=None,
         channels=None,
         feature_cache_mb: float = 512,
-        memory_mb: float = 1024,
+        memory_mb: float = 512,
         spill_dir: str | None = None,
         prefetch: int = 2,
     ) -> None:

@@ -1,0 +1,46 @@
+"""Training and fine-tuning of the SAM 2 engine on videos (SAM 2's training recipe).
+
+* :func:`finetune` -- fine-tune a model on your annotated videos (``sam2-plugins finetune``);
+  the folder layout is documented in :mod:`sam2_plugins.train.folder`.
+* :class:`Trainer` / :class:`TrainSettings` -- the loop: clips through the memory, sampled
+  clicks / boxes / masks with corrective clicks, focal + dice + IoU + presence losses,
+  progress callback, cancel, resumable atomic checkpoints.
+* :class:`VideoDataset` -- the data protocol; :class:`SyntheticCells`, :class:`SyntheticScenes`,
+  :class:`MixedDataset`, :class:`FolderDataset` implement it.
+* :mod:`sam2_plugins.train.micro_synthetic` -- recipe of the bundled ``micro-synthetic`` model;
+  :mod:`sam2_plugins.train.evaluate` -- click-and-track evaluation on held-out synthetic videos.
+"""
+
+from .config_io import config_path_for, official_layout, save_model
+from .data import ClipSettings, MixedDataset, SyntheticCells, SyntheticScenes, VideoDataset, draw_clip, sample_clip
+from .finetune import checkpoint_path_for, finetune, load_trained
+from .folder import FolderDataset
+from .losses import LossTerms, step_loss
+from .loop import Trainer, TrainSettings, lr_at
+from .unroll import ClipPlan, PromptSettings, plan_clip, unroll_clip
+
+__all__ = [
+    "finetune",
+    "load_trained",
+    "Trainer",
+    "TrainSettings",
+    "lr_at",
+    "VideoDataset",
+    "SyntheticCells",
+    "SyntheticScenes",
+    "MixedDataset",
+    "FolderDataset",
+    "ClipSettings",
+    "PromptSettings",
+    "ClipPlan",
+    "plan_clip",
+    "unroll_clip",
+    "sample_clip",
+    "draw_clip",
+    "LossTerms",
+    "step_loss",
+    "save_model",
+    "official_layout",
+    "config_path_for",
+    "checkpoint_path_for",
+]

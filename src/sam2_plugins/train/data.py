@@ -120,6 +120,8 @@ class ClipSettings:
     min_object_pixels: int = 12  # an object must show this many pixels on the first frame
     augment: bool = True
     max_zoom: float = 1.4  # random crop of 1/zoom of each side, then resized to the model input
+    image_prob: float = 0.0  # chance that a step trains on one frame (SAM-style, more objects)
+    image_max_objects: int = 8
 
 
 @dataclass
@@ -140,10 +142,12 @@ def _photometric(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(x, 0, 1).astype(np.float32)
 
 
-def sample_clip(frames, labels, size: int, s: ClipSettings, rng: np.random.Generator) -> Clip | None:
+def sample_clip(frames, labels, size: int, s: ClipSettings, rng: np.random.Generator,
+                single_frame: bool = False) -> Clip | None:
     """A random clip of one video as model input and per-object targets (None: no usable object)."""
     total = len(labels)
-    length = min(s.clip_len, total)
+    length = 1 if single_frame else min(s.clip_len, total)
+    max_objects = s.image_max_objects if single_frame else s.max_objects
     start = int(rng.integers(0, total - length + 1))
     idx = list(range(start, start + length))
     lab = np.asarray(labels[idx])
@@ -166,7 +170,7 @@ def sample_clip(frames, labels, size: int, s: ClipSettings, rng: np.random.Gener
     ids = [int(i) for i, c in zip(ids, counts) if i != 0 and c >= s.min_object_pixels]
     if not ids:
         return None
-    chosen = sorted(int(i) for i in rng.choice(ids, min(s.max_objects, len(ids)), replace=False))
+    chosen = sorted(int(i) for i in rng.choice(ids, min(max_objects, len(ids)), replace=False))
     lab_t = torch.from_numpy(np.ascontiguousarray(lab).astype(np.int64))
     masks = torch.stack([(lab_t == i) for i in chosen], 1).float()  # (T, B, H, W)
     if masks.shape[-2:] != (size, size):
@@ -179,9 +183,10 @@ def sample_clip(frames, labels, size: int, s: ClipSettings, rng: np.random.Gener
 def draw_clip(dataset: VideoDataset, size: int, s: ClipSettings, rng: np.random.Generator,
               max_tries: int = 50) -> Clip:
     """Sample videos until one yields a clip with at least one object."""
+    single = s.image_prob > 0 and rng.random() < s.image_prob
     for _ in range(max_tries):
         frames, labels = dataset[int(rng.integers(len(dataset)))]
-        clip = sample_clip(frames, labels, size, s, rng)
+        clip = sample_clip(frames, labels, size, s, rng, single)
         if clip is not None:
             return clip
     raise RuntimeError(f"no clip with a visible object after {max_tries} videos: are the label files empty?")

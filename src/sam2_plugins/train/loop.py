@@ -13,7 +13,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -41,6 +41,8 @@ class TrainSettings:
     clips_per_step: int = 1
     ptr_frames: int | None = None  # video length assumed by the pointer time code (None: clip length)
     autocast: bool = True  # bfloat16 autocast (CPU with AVX-512/AMX, or CUDA)
+    loss_size: int | None = None  # side of the mask loss (None: model input size, as SAM 2)
+    image_prob_schedule: tuple[float, float] | None = None  # single-frame step chance, first -> last step
     freeze_image_encoder: bool = False
     checkpoint_every: int = 100
     seed: int = 0
@@ -55,6 +57,8 @@ class TrainSettings:
         d = dict(d)
         clip = ClipSettings(**d.pop("clip", {}))
         prompts = PromptSettings(**d.pop("prompts", {}))
+        if d.get("image_prob_schedule") is not None:
+            d["image_prob_schedule"] = tuple(d["image_prob_schedule"])
         return cls(clip=clip, prompts=prompts, **d)
 
 
@@ -110,12 +114,17 @@ class Trainer:
         size = model.image_size
         device = model.device
         totals: dict[str, float] = {}
+        clip_settings = s.clip
+        if s.image_prob_schedule is not None:
+            first, last = s.image_prob_schedule
+            frac = self.step / max(1, s.steps - 1)
+            clip_settings = replace(s.clip, image_prob=first + (last - first) * frac)
         for _ in range(s.clips_per_step):
-            clip = draw_clip(self.dataset, size, s.clip, self.rng)
+            clip = draw_clip(self.dataset, size, clip_settings, self.rng)
             plan = plan_clip(clip.gt.shape[0], self.rng, s.prompts)
             gen = torch.Generator(device=device).manual_seed(int(self.rng.integers(2**62)))
             res = unroll_clip(model, clip.pixels.to(device), clip.gt.to(device), plan, s.prompts, gen, self.rng,
-                              ptr_frames=s.ptr_frames, autocast=s.autocast)
+                              ptr_frames=s.ptr_frames, autocast=s.autocast, loss_size=s.loss_size)
             (res.loss.total / s.clips_per_step).backward()
             for k, v in res.loss.as_floats().items():
                 totals[k] = totals.get(k, 0.0) + v / s.clips_per_step

@@ -37,8 +37,9 @@ class LossTerms:
                          self.presence + other.presence)
 
     def as_floats(self) -> dict[str, float]:
-        return {"loss": float(self.total), "focal": float(self.focal), "dice": float(self.dice),
-                "iou": float(self.iou), "presence": float(self.presence)}
+        with torch.no_grad():
+            return {"loss": float(self.total), "focal": float(self.focal), "dice": float(self.dice),
+                    "iou": float(self.iou), "presence": float(self.presence)}
 
     @staticmethod
     def zero(device=None) -> "LossTerms":
@@ -65,9 +66,9 @@ def dice_per_mask(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def actual_iou(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """IoU of each thresholded mask with the target: (B, K, H, W) -> (B, K)."""
+    """IoU of each thresholded mask with the (possibly soft) target: (B, K, H, W) -> (B, K)."""
     pred = logits.flatten(2) > 0
-    gt = target.flatten(2) > 0
+    gt = target.flatten(2) > 0.5
     inter = (pred & gt).sum(-1).float()
     union = (pred | gt).sum(-1).float()
     return inter / union.clamp(min=1.0)
@@ -80,7 +81,8 @@ def step_loss(
     """Loss of one prediction step.
 
     multimasks (B, K, H, W) mask logits at the target's resolution, ious (B, K) predicted IoUs,
-    object_score_logits (B, 1), target (B, 1, H, W) float {0, 1}.
+    object_score_logits (B, 1), target (B, 1, H, W) float in [0, 1] (area-downsampled targets
+    are soft at object borders).
     """
     multimasks = multimasks.float()
     target = target.float().expand_as(multimasks)

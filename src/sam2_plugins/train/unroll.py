@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
+from ..model.common import resize_bilinear
 from ..model.sam2 import ImageFeatures, Sam2Model, SamOutput
 from .losses import LossTerms, step_loss
 from .prompts import click_in, corrective_click, noisy_box
@@ -136,12 +138,15 @@ def unroll_clip(
     *,
     ptr_frames: int | None = None,
     autocast: bool = False,
+    loss_size: int | None = None,
 ) -> ClipResult:
     """Run a clip and return its summed loss.
 
     pixels (T, 3, S, S) normalised model input; gt (T, B, 1, S, S) bool target masks of B objects.
     ``ptr_frames``: the video length assumed for the object pointers' temporal code (SAM 2
     uses the clip length in training; pass the typical inference length to match inference).
+    ``loss_size``: side at which mask losses are taken (None: the input size, as SAM 2); smaller
+    sides compare the bilinearly upsampled low-res logits with area-downsampled (soft) targets.
     """
     num_frames, b = gt.shape[0], gt.shape[1]
     size = pixels.shape[-1]
@@ -204,9 +209,12 @@ def unroll_clip(
         else:
             non_cond[t] = memory
         with torch.autocast(device.type, enabled=False):
+            small = loss_size is not None and loss_size != size
+            tgt = F.interpolate(target.float(), size=(loss_size, loss_size), mode="area") if small else target.float()
             for out in steps:
-                loss = loss + step_loss(out.high_res_multimasks, out.ious, out.object_score_logits,
-                                        target.float(), b)
+                pred = resize_bilinear(out.low_res_multimasks, (loss_size, loss_size)) if small \
+                    else out.high_res_multimasks
+                loss = loss + step_loss(pred, out.ious, out.object_score_logits, tgt, b)
         masks[t] = sam.high_res_masks.detach().float()
         scores[t] = sam.object_score_logits.detach().float()
     return ClipResult(loss, masks, scores)  # type: ignore[arg-type]
