@@ -35,7 +35,7 @@ def test_config_as_json_path_dict_and_yaml(tmp_path, micro_model, frame):
     yaml_path.write_text(yaml.safe_dump({"model": mapping["model"]}))
     expected = _logits(micro_model, frame)
     for config in (mapping, mapping["model"], yaml_path, str(MICRO_CONFIG)):
-        model = load_model(MICRO_WEIGHTS, config=config, device="cpu")
+        model = load_model(MICRO_WEIGHTS, config=config, device="cpu", dtype="float32")
         np.testing.assert_array_equal(_logits(model, frame), expected)
     assert parse_config(yaml_path).image_size == 256
 
@@ -43,7 +43,7 @@ def test_config_as_json_path_dict_and_yaml(tmp_path, micro_model, frame):
 def test_pt_checkpoint_with_model_key_loads(tmp_path, micro_state, micro_model, frame):
     path = tmp_path / "micro.pt"
     torch.save({"model": micro_state}, path)
-    model = load_model(path, config=MICRO_CONFIG, device="cpu")
+    model = load_model(path, config=MICRO_CONFIG, device="cpu", dtype="float32")
     np.testing.assert_array_equal(_logits(model, frame), _logits(micro_model, frame))
 
 
@@ -149,7 +149,7 @@ def test_bfloat16_autocast_runs_image_and_video_without_dtype_errors(reference):
 
 def test_transformers_layout_checkpoint_loads_and_matches(micro_model, frame):
     """A checkpoint saved in Hugging Face transformers' key layout is converted on load."""
-    model = load_model(DATA / "micro_hf_layout.safetensors", config=MICRO_CONFIG, device="cpu")
+    model = load_model(DATA / "micro_hf_layout.safetensors", config=MICRO_CONFIG, device="cpu", dtype="float32")
     np.testing.assert_array_equal(_logits(model, frame), _logits(micro_model, frame))
 
 
