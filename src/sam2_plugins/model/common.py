@@ -139,3 +139,26 @@ def resize_bilinear(x: torch.Tensor, size: tuple[int, int], antialias: bool = Fa
     if tuple(x.shape[-2:]) == tuple(size):
         return x
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=antialias)
+
+
+_CHUNK_BYTES = 96 << 20  # attention-matrix bytes per chunk of queries on CPU
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float = 0.0) -> torch.Tensor:
+    """softmax(q k^T / sqrt(d)) v for (B, heads, N, d) tensors.
+
+    On CPU in bfloat16, explicit matmuls over chunks of queries run faster than the fused
+    kernel (bf16 dot products at full speed); everywhere else the fused kernel is used.
+    """
+    if q.device.type != "cpu" or q.dtype != torch.bfloat16 or dropout_p > 0 or q.requires_grad:
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+    b, h, n, d = q.shape
+    per_query = b * h * k.shape[-2] * q.element_size()
+    chunk = max(1, min(n, _CHUNK_BYTES // max(per_query, 1)))
+    kt = k.transpose(-1, -2).contiguous()  # one copy, not one per chunk
+    scale = d**-0.5
+    out = q.new_empty(b, h, n, v.shape[-1])
+    for start in range(0, n, chunk):
+        scores = torch.matmul(q[:, :, start : start + chunk] * scale, kt)
+        out[:, :, start : start + chunk] = torch.matmul(scores.softmax(dim=-1), v)
+    return out

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import MLP
+from .common import MLP, attention
 
 
 def pool_tokens(x: torch.Tensor, pool: nn.Module | None) -> torch.Tensor:
@@ -70,7 +70,7 @@ class MultiScaleAttention(nn.Module):
             q = pool_tokens(q.reshape(b, h, w, -1), self.q_pool)
             h, w = q.shape[1:3]
             q = q.reshape(b, h * w, self.num_heads, -1)
-        out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+        out = attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
         out = out.transpose(1, 2).reshape(b, h, w, -1)
         return self.proj(out)
 
