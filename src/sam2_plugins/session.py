@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
+from .cancel import is_cancelled
 from .frames import FrameLoader
 from .memory import FeatureCache, SpillPool
 from .model.common import resize_bilinear
@@ -304,7 +305,7 @@ class VideoSession:
                 progress(done, total)
 
         for order, rev in orders:
-            if _cancelled(cancel):
+            if is_cancelled(cancel):
                 return
             yield from self._propagate(order, rev, step_progress, cancel)
 
@@ -321,7 +322,7 @@ class VideoSession:
     def _propagate(self, order: list[int], reverse: bool, progress, cancel) -> Iterator[FrameResult]:
         total = len(order)
         for done, frame in enumerate(order, start=1):
-            if _cancelled(cancel):
+            if is_cancelled(cancel):
                 return
             self.loader.prefetch([f for f in order[done : done + self.loader.depth] if f not in self.feature_cache])
             yield self._track_frame(frame, reverse)
@@ -364,11 +365,3 @@ class VideoSession:
                     scores[f] = s
             out[oid] = scores
         return out
-
-
-def _cancelled(cancel: Any) -> bool:
-    if cancel is None:
-        return False
-    if hasattr(cancel, "is_set"):
-        return bool(cancel.is_set())
-    return bool(cancel())

@@ -21,22 +21,15 @@ import shutil
 import socket
 import sys
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
+
+from ..cancel import is_cancelled
 
 __all__ = ["atomic_file", "atomic_folder", "is_cancelled", "ExportCancelled"]
 
 
 class ExportCancelled(Exception):
     """Raised inside a writer when its ``cancel`` flag was set (caught by the public functions)."""
-
-
-def is_cancelled(cancel: Any) -> bool:
-    """True when ``cancel`` (None, a ``threading.Event``-like object or a callable) says stop."""
-    if cancel is None:
-        return False
-    if hasattr(cancel, "is_set"):
-        return bool(cancel.is_set())
-    return bool(cancel())
 
 
 def _host_tag() -> str:
