@@ -34,8 +34,14 @@ class SyntheticHD:
     def __len__(self) -> int:
         return self.shape[0]
 
-    def __getitem__(self, t):
-        t = int(t)
+    def __getitem__(self, key):
+        rest = ()
+        if isinstance(key, tuple):
+            key, rest = key[0], key[1:]
+        frame = self._draw(int(key))
+        return frame[rest] if rest else frame
+
+    def _draw(self, t: int) -> np.ndarray:
         h, w = self.shape[1:3]
         frame = np.empty((h, w, 3), np.uint8)
         frame[...] = self._texture[..., None]
