@@ -51,7 +51,7 @@ class SyntheticHD:
         return frame
 
 
-def run_one(length: int, model_name: str) -> dict:
+def run_one(length: int, model_name: str, cache_mb: float, memory_mb: float) -> dict:
     import resource
 
     import torch
@@ -67,7 +67,7 @@ def run_one(length: int, model_name: str) -> dict:
         from common import seeded_model
 
         model = seeded_model(model_name, dtype="auto")
-    session = model.open_video(SyntheticHD(length))
+    session = model.open_video(SyntheticHD(length), feature_cache_mb=cache_mb, memory_mb=memory_mb)
     session.add_points(0, 1, [[1920 // 3, 540]], [1])
     start = time.perf_counter()
     for _ in session.propagate():
@@ -82,17 +82,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lengths", type=int, nargs="+", default=[100, 2000])
     parser.add_argument("--model", default="sam2.1-hiera-tiny", help="an official name (seeded weights) or 'micro'")
+    parser.add_argument("--feature-cache-mb", type=float, default=512, help="session budget (default as the session's)")
+    parser.add_argument("--memory-mb", type=float, default=256, help="session budget (default as the session's)")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one is not None:
-        print(json.dumps(run_one(args.one, args.model)))
+        print(json.dumps(run_one(args.one, args.model, args.feature_cache_mb, args.memory_mb)))
         return
     from common import machine
 
-    print(f"machine: {machine()}; model: {args.model}")
+    print(f"machine: {machine()}; model: {args.model}; budgets: feature cache {args.feature_cache_mb:g} MB, "
+          f"memories {args.memory_mb:g} MB")
     rows = []
     for length in args.lengths:
-        out = subprocess.run([sys.executable, __file__, "--one", str(length), "--model", args.model],
+        out = subprocess.run([sys.executable, __file__, "--one", str(length), "--model", args.model,
+                              "--feature-cache-mb", str(args.feature_cache_mb), "--memory-mb", str(args.memory_mb)],
                              capture_output=True, text=True, check=True)
         row = json.loads(out.stdout.strip().splitlines()[-1])
         rows.append(row)

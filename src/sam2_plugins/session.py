@@ -43,7 +43,7 @@ class VideoSession:
         normalizer=None,
         channels=None,
         feature_cache_mb: float = 512,
-        memory_mb: float = 512,
+        memory_mb: float = 256,
         spill_dir: str | None = None,
         prefetch: int = 2,
     ) -> None:
