@@ -53,12 +53,12 @@ def test_interrupted_save_keeps_the_previous_file(micro_model, reference, tmp_pa
     path = save_session(s, tmp_path / "a.sam2session")
     before = path.read_bytes()
     s.add_points(3, 2, [[60, 40]], [1])
-    import sam2_plugins.session_io as io_mod
+    import sam2_plugins.exports._atomic as atomic
 
     def crash(*a, **k):
         raise KeyboardInterrupt("power cut")
 
-    monkeypatch.setattr(io_mod.os, "replace", crash)
+    monkeypatch.setattr(atomic.os, "replace", crash)
     with pytest.raises(KeyboardInterrupt):
         save_session(s, path)
     assert path.read_bytes() == before

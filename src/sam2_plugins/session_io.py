@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
 from .config import Sam2Config
+from .exports import atomic_file
 from .intensity import IntensityNormalizer
 from .memory import TENSOR_FIELDS, FrameOutput
 from .session import VideoSession
@@ -29,22 +28,6 @@ from .tracker import PointPrompt
 FORMAT = "sam2-plugins-session"
 VERSION = 1
 _OUTPUT_FIELDS = TENSOR_FIELDS
-
-
-def atomic_write_bytes(path: "str | Path", data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a part."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def save_session(session: VideoSession, path: "str | Path") -> Path:
@@ -89,7 +72,8 @@ def save_session(session: VideoSession, path: "str | Path") -> Path:
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("session.json", json.dumps(meta, indent=1))
         zf.writestr("tensors.safetensors", save_tensors(tensors))
-    atomic_write_bytes(path, buffer.getvalue())
+    with atomic_file(path) as tmp:
+        tmp.write_bytes(buffer.getvalue())
     return path
 
 
