@@ -164,3 +164,12 @@ def test_lower_working_resolution(reference):
     assert len(list(session.propagate())) == 10
     with pytest.raises(ValueError, match="multiple of 32"):
         load_model(MICRO_WEIGHTS, config=MICRO_CONFIG, device="cpu", image_size=100)
+
+
+def test_config_saved_beside_the_weights_is_found(tmp_path, micro_state, micro_model, frame):
+    import shutil
+
+    save_file(micro_state, str(tmp_path / "mine.safetensors"))
+    shutil.copy(MICRO_CONFIG, tmp_path / "mine.config.json")
+    model = load_model(tmp_path / "mine.safetensors", device="cpu", dtype="float32")
+    np.testing.assert_array_equal(_logits(model, frame), _logits(micro_model, frame))

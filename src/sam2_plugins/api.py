@@ -16,6 +16,7 @@ from .checkpoints import (
     load_weights,
     read_state_dict,
     resolve_checkpoint,
+    sibling_config,
     to_original_layout,
 )
 from .config import OFFICIAL_MODEL_NAMES, Sam2Config, official_config, parse_config
@@ -102,6 +103,8 @@ def load_model(
             known = ", ".join(list(OFFICIAL_MODEL_NAMES) + bundled_names())
             raise CheckpointError(f"no checkpoint file {path} and no model of that name (known names: {known})")
     state = to_original_layout(read_state_dict(path), path)
+    if config is None:
+        config = sibling_config(path)
     cfg = parse_config(config) if config is not None else infer_official_config(state)
     if cfg is None:
         raise CheckpointError(

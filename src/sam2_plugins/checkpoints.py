@@ -123,6 +123,17 @@ def to_original_layout(state: dict[str, torch.Tensor], path: "str | Path" = "<me
     return state
 
 
+def sibling_config(path: "str | Path") -> Path | None:
+    """A config saved beside a weights file (``model.safetensors`` -> ``model.config.json`` / ``.yaml``)."""
+    path = Path(path)
+    stem = path.name.rsplit(".", 1)[0]
+    for suffix in (".config.json", ".config.yaml", ".yaml"):
+        candidate = path.with_name(stem + suffix)
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 def infer_official_config(state: Mapping[str, torch.Tensor]) -> Sam2Config | None:
     """The official config whose layout matches these weights (trunk width, depth, 2.0 vs 2.1)."""
     pos = state.get("image_encoder.trunk.pos_embed")
