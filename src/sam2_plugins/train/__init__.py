@@ -12,35 +12,43 @@
 """
 
 from .config_io import config_path_for, official_layout, save_model
-from .data import ClipSettings, MixedDataset, SyntheticCells, SyntheticScenes, VideoDataset, draw_clip, sample_clip
+from .data import (
+    ClipSettings,
+    MixedDataset,
+    SyntheticCells,
+    SyntheticScenes,
+    VideoDataset,
+    draw_clip,
+    sample_clip,
+)
 from .finetune import checkpoint_path_for, finetune, load_trained
 from .folder import FolderDataset
-from .losses import LossTerms, step_loss
 from .loop import Trainer, TrainSettings, lr_at
+from .losses import LossTerms, step_loss
 from .unroll import ClipPlan, PromptSettings, plan_clip, unroll_clip
 
 __all__ = [
-    "finetune",
-    "load_trained",
-    "Trainer",
-    "TrainSettings",
-    "lr_at",
-    "VideoDataset",
+    "ClipPlan",
+    "ClipSettings",
+    "FolderDataset",
+    "LossTerms",
+    "MixedDataset",
+    "PromptSettings",
     "SyntheticCells",
     "SyntheticScenes",
-    "MixedDataset",
-    "FolderDataset",
-    "ClipSettings",
-    "PromptSettings",
-    "ClipPlan",
-    "plan_clip",
-    "unroll_clip",
-    "sample_clip",
-    "draw_clip",
-    "LossTerms",
-    "step_loss",
-    "save_model",
-    "official_layout",
-    "config_path_for",
+    "TrainSettings",
+    "Trainer",
+    "VideoDataset",
     "checkpoint_path_for",
+    "config_path_for",
+    "draw_clip",
+    "finetune",
+    "load_trained",
+    "lr_at",
+    "official_layout",
+    "plan_clip",
+    "sample_clip",
+    "save_model",
+    "step_loss",
+    "unroll_clip",
 ]

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
@@ -119,7 +120,7 @@ def config_document(cfg: Sam2Config, **extra: Any) -> dict[str, Any]:
     return doc
 
 
-def atomic_write_bytes(path: "str | Path", data: bytes) -> None:
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write a file so that readers see either the old or the complete new content."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -131,7 +132,7 @@ def atomic_write_bytes(path: "str | Path", data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def config_path_for(weights: "str | Path") -> Path:
+def config_path_for(weights: str | Path) -> Path:
     """``model.safetensors`` -> ``model.config.json`` (the sibling config of a weights file)."""
     weights = Path(weights)
     stem = weights.name[: -len(".safetensors")] if weights.name.endswith(".safetensors") else weights.stem
@@ -139,7 +140,7 @@ def config_path_for(weights: "str | Path") -> Path:
 
 
 def save_model(
-    model: torch.nn.Module, out: "str | Path", *, dtype: torch.dtype = torch.float32,
+    model: torch.nn.Module, out: str | Path, *, dtype: torch.dtype = torch.float32,
     info: Mapping[str, Any] | None = None,
 ) -> tuple[Path, Path]:
     """Save ``model`` as ``out`` (.safetensors, Meta's keys) and its sibling ``.config.json``.

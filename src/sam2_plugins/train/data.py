@@ -8,8 +8,9 @@ indexable by a list of frame indices (see :mod:`sam2_plugins.train.folder`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -155,7 +156,7 @@ def sample_clip(frames, labels, size: int, s: ClipSettings, rng: np.random.Gener
     h, w = lab.shape[1:]
     if s.augment:
         zoom = float(rng.uniform(1.0, s.max_zoom)) if rng.random() < 0.5 else 1.0
-        ch, cw = max(16, int(round(h / zoom))), max(16, int(round(w / zoom)))
+        ch, cw = max(16, round(h / zoom)), max(16, round(w / zoom))
         y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
         lab, rgb = lab[:, y0 : y0 + ch, x0 : x0 + cw], rgb[:, y0 : y0 + ch, x0 : x0 + cw]
         if rng.random() < 0.5:

@@ -9,13 +9,15 @@ sees the same clip, prompts and dropout as an uninterrupted run. It is written a
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,7 +44,13 @@ class TrainSettings:
     ptr_frames: int | None = None  # video length assumed by the pointer time code (None: clip length)
     autocast: bool = True  # bfloat16 autocast (CPU with AVX-512/AMX, or CUDA)
     loss_size: int | None = None  # side of the mask loss (None: model input size, as SAM 2)
-    image_prob_schedule: tuple[float, float] | None = None  # single-frame step chance, first -> last step
+    # single-frame step chance: ((step, prob), ...) breakpoints, linear in between (None: clip.image_prob)
+    image_prob_schedule: tuple[tuple[int, float], ...] | None = None
+    attn_aux_weight: float = 0.0  # from-scratch warm-up: click-attention loss weight (see attn_aux) ...
+    attn_aux_steps: int = 0  # ... decaying linearly to 0 over this many steps
+    focal_alpha: float = 0.25  # SAM 2's focal alpha ...
+    focal_alpha_start: float | None = None  # ... reached from this value (from-scratch warm-up) ...
+    focal_alpha_steps: int = 0  # ... over this many steps
     freeze_image_encoder: bool = False
     checkpoint_every: int = 100
     seed: int = 0
@@ -53,12 +61,12 @@ class TrainSettings:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainSettings":
+    def from_dict(cls, d: dict[str, Any]) -> TrainSettings:
         d = dict(d)
         clip = ClipSettings(**d.pop("clip", {}))
         prompts = PromptSettings(**d.pop("prompts", {}))
         if d.get("image_prob_schedule") is not None:
-            d["image_prob_schedule"] = tuple(d["image_prob_schedule"])
+            d["image_prob_schedule"] = tuple(tuple(p) for p in d["image_prob_schedule"])
         return cls(clip=clip, prompts=prompts, **d)
 
 
@@ -90,7 +98,7 @@ class Trainer:
     """Trains a :class:`Sam2Model` on clips drawn from a :class:`VideoDataset`."""
 
     def __init__(self, model: Sam2Model, dataset: VideoDataset, settings: TrainSettings,
-                 checkpoint: "str | Path | None" = None) -> None:
+                 checkpoint: str | Path | None = None) -> None:
         self.model = model
         self.dataset = dataset
         self.s = settings
@@ -115,18 +123,22 @@ class Trainer:
         device = model.device
         totals: dict[str, float] = {}
         clip_settings = s.clip
-        if s.image_prob_schedule is not None:
-            first, last = s.image_prob_schedule
-            frac = self.step / max(1, s.steps - 1)
-            clip_settings = replace(s.clip, image_prob=first + (last - first) * frac)
+        if s.image_prob_schedule:
+            clip_settings = replace(s.clip, image_prob=_piecewise(s.image_prob_schedule, self.step))
         for _ in range(s.clips_per_step):
             clip = draw_clip(self.dataset, size, clip_settings, self.rng)
             plan = plan_clip(clip.gt.shape[0], self.rng, s.prompts)
             gen = torch.Generator(device=device).manual_seed(int(self.rng.integers(2**62)))
+            aux_w = s.attn_aux_weight * max(0.0, 1.0 - self.step / s.attn_aux_steps) if s.attn_aux_steps else 0.0
             res = unroll_clip(model, clip.pixels.to(device), clip.gt.to(device), plan, s.prompts, gen, self.rng,
-                              ptr_frames=s.ptr_frames, autocast=s.autocast, loss_size=s.loss_size)
-            (res.loss.total / s.clips_per_step).backward()
-            for k, v in res.loss.as_floats().items():
+                              ptr_frames=s.ptr_frames, autocast=s.autocast, loss_size=s.loss_size,
+                              attn_aux=aux_w > 0, focal_alpha=self._focal_alpha())
+            ((res.loss.total + aux_w * res.aux) / s.clips_per_step).backward()
+            values = res.loss.as_floats()
+            values["attn_aux"] = float(res.aux.detach())
+            values["miou"] = _mean_iou(res.masks, clip.gt)
+            values["frames"] = float(clip.gt.shape[0])
+            for k, v in values.items():
                 totals[k] = totals.get(k, 0.0) + v / s.clips_per_step
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         if s.grad_clip > 0:
@@ -136,6 +148,13 @@ class Trainer:
         self.step += 1
         totals["lr"] = lr
         return totals
+
+    def _focal_alpha(self) -> float:
+        s = self.s
+        if s.focal_alpha_start is None or not s.focal_alpha_steps:
+            return s.focal_alpha
+        frac = min(1.0, self.step / s.focal_alpha_steps)
+        return s.focal_alpha_start + (s.focal_alpha - s.focal_alpha_start) * frac
 
     # ------------------------------------------------------------------ the run
     def run(self, progress: ProgressFn | None = None, cancel: Any = None) -> bool:
@@ -168,7 +187,7 @@ class Trainer:
             "config": json.dumps(self.model.config.to_dict()),
         }
 
-    def save_checkpoint(self, path: "str | Path | None" = None) -> Path | None:
+    def save_checkpoint(self, path: str | Path | None = None) -> Path | None:
         path = Path(path) if path else self.checkpoint
         if path is None:
             return None
@@ -178,7 +197,7 @@ class Trainer:
         os.replace(tmp, path)
         return path
 
-    def load_checkpoint(self, path: "str | Path | None" = None) -> None:
+    def load_checkpoint(self, path: str | Path | None = None) -> None:
         path = Path(path) if path else self.checkpoint
         state = torch.load(path, map_location="cpu", weights_only=True)
         saved_cfg = json.loads(state["config"])
@@ -192,6 +211,26 @@ class Trainer:
         self.step = int(state["step"])
         self.rng.bit_generator.state = json.loads(state["numpy_rng"])
         torch.set_rng_state(state["torch_rng"])
+
+
+def _piecewise(points, step: int) -> float:
+    """Linear interpolation between (step, value) breakpoints, constant outside them."""
+    points = sorted(points)
+    if step <= points[0][0]:
+        return float(points[0][1])
+    for (s0, v0), (s1, v1) in itertools.pairwise(points):
+        if step <= s1:
+            return float(v0 + (v1 - v0) * (step - s0) / max(1, s1 - s0))
+    return float(points[-1][1])
+
+
+def _mean_iou(masks: list[torch.Tensor], gt: torch.Tensor) -> float:
+    """Mean IoU of the final predictions of a clip over (frame, object) pairs with a present object."""
+    pred = torch.stack([m.to(gt.device) > 0 for m in masks])  # (T, B, 1, S, S)
+    inter = (pred & gt).flatten(2).sum(-1).float()
+    union = (pred | gt).flatten(2).sum(-1).float()
+    present = gt.flatten(2).any(-1)
+    return float((inter / union.clamp(min=1))[present].mean()) if present.any() else float("nan")
 
 
 def _cancelled(cancel: Any) -> bool:

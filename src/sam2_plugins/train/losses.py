@@ -32,7 +32,7 @@ class LossTerms:
         return (WEIGHTS["focal"] * self.focal + WEIGHTS["dice"] * self.dice
                 + WEIGHTS["iou"] * self.iou + WEIGHTS["presence"] * self.presence)
 
-    def __add__(self, other: "LossTerms") -> "LossTerms":
+    def __add__(self, other: LossTerms) -> LossTerms:
         return LossTerms(self.focal + other.focal, self.dice + other.dice, self.iou + other.iou,
                          self.presence + other.presence)
 
@@ -42,7 +42,7 @@ class LossTerms:
                     "iou": float(self.iou), "presence": float(self.presence)}
 
     @staticmethod
-    def zero(device=None) -> "LossTerms":
+    def zero(device=None) -> LossTerms:
         z = torch.zeros((), device=device)
         return LossTerms(z, z, z, z)
 
@@ -76,17 +76,18 @@ def actual_iou(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def step_loss(
     multimasks: torch.Tensor, ious: torch.Tensor, object_score_logits: torch.Tensor, target: torch.Tensor,
-    num_objects: int,
+    num_objects: int, focal_alpha: float = 0.25,
 ) -> LossTerms:
     """Loss of one prediction step.
 
     multimasks (B, K, H, W) mask logits at the target's resolution, ious (B, K) predicted IoUs,
     object_score_logits (B, 1), target (B, 1, H, W) float in [0, 1] (area-downsampled targets
-    are soft at object borders).
+    are soft at object borders). ``focal_alpha``: weight of object pixels in the focal term
+    (SAM 2: 0.25; a from-scratch warm-up may start near 1 so that "no mask" is not a minimum).
     """
     multimasks = multimasks.float()
     target = target.float().expand_as(multimasks)
-    focal = focal_per_mask(multimasks, target)
+    focal = focal_per_mask(multimasks, target, alpha=focal_alpha)
     dice = dice_per_mask(multimasks, target)
     iou = F.l1_loss(ious.float(), actual_iou(multimasks, target), reduction="none")
     present = (target[:, 0].flatten(1) > 0).any(-1, keepdim=True).float()  # (B, 1)

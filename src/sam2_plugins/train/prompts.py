@@ -13,7 +13,7 @@ POSITIVE, NEGATIVE, BOX_TL, BOX_BR = 1, 0, 2, 3
 
 def _argmax_xy(noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per batch row, the flat index of the max of (B, H, W) -> (x, y) float."""
-    b, h, w = noise.shape
+    w = noise.shape[-1]
     idx = noise.flatten(1).argmax(-1)
     return torch.stack([(idx % w).float(), torch.div(idx, w, rounding_mode="floor").float()], -1), idx
 
@@ -79,7 +79,7 @@ def corrective_click(gt: torch.Tensor, pred: torch.Tensor | None, gen: torch.Gen
     noise = torch.rand((2,) + g.shape, generator=gen, device=g.device)
     fp_or_bg = fp | (perfect[:, None, None] & ~g)
     noise = torch.stack([noise[0] * fp_or_bg, noise[1] * fn], 1)  # (B, 2, H, W)
-    b, _, h, w = noise.shape
+    h, w = noise.shape[-2:]
     idx = noise.flatten(1).argmax(-1)
     labels = (torch.div(idx, h * w, rounding_mode="floor") == 1).to(torch.int32)  # channel 1: FN
     pix = idx % (h * w)

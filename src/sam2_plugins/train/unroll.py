@@ -76,6 +76,7 @@ class _Memory:
 @dataclass
 class ClipResult:
     loss: LossTerms
+    aux: torch.Tensor  # click-attention warm-up loss (0 unless requested)
     masks: list[torch.Tensor]  # per frame, (B, 1, S, S) final mask logits (detached)
     scores: list[torch.Tensor]  # per frame, (B, 1) object-score logits (detached)
 
@@ -139,6 +140,8 @@ def unroll_clip(
     ptr_frames: int | None = None,
     autocast: bool = False,
     loss_size: int | None = None,
+    attn_aux: bool = False,
+    focal_alpha: float = 0.25,
 ) -> ClipResult:
     """Run a clip and return its summed loss.
 
@@ -147,6 +150,7 @@ def unroll_clip(
     uses the clip length in training; pass the typical inference length to match inference).
     ``loss_size``: side at which mask losses are taken (None: the input size, as SAM 2); smaller
     sides compare the bilinearly upsampled low-res logits with area-downsampled (soft) targets.
+    ``attn_aux``: also return the click-attention warm-up loss (see :mod:`.attn_aux`).
     """
     num_frames, b = gt.shape[0], gt.shape[1]
     size = pixels.shape[-1]
@@ -160,6 +164,14 @@ def unroll_clip(
     cond: dict[int, _Memory] = {}
     non_cond: dict[int, _Memory] = {}
     loss = LossTerms.zero(device)
+    aux = torch.zeros((), device=device)
+    probe = None
+    if attn_aux:
+        from .attn_aux import ClickAttentionProbe
+
+        first_prompt_token = 2 + model.sam_mask_decoder.num_mask_tokens if cfg.pred_obj_scores else \
+            1 + model.sam_mask_decoder.num_mask_tokens
+        probe = ClickAttentionProbe(model, first_prompt_token)
     masks: list[torch.Tensor | None] = [None] * num_frames
     scores: list[torch.Tensor | None] = [None] * num_frames
     order = plan.init_cond + [t for t in range(num_frames) if t not in plan.init_cond]
@@ -187,8 +199,13 @@ def unroll_clip(
                 elif kind == "mask":
                     mask_in = target.float()
                 n_pts = 0 if labels is None else labels.shape[1]
+                if probe is not None:
+                    probe.active = kind == "click"
                 sam = model.sam_heads(pix, feats.high_res, coords, labels, mask_in,
                                       multimask=model.use_multimask(is_init, n_pts))
+                if probe is not None and probe.active:
+                    probe.active = False
+                    aux = aux + probe.loss(target)
             steps.append(sam)
             if t in plan.correct and pix is not None:
                 for _ in range(plan.num_corrections):
@@ -214,7 +231,9 @@ def unroll_clip(
             for out in steps:
                 pred = resize_bilinear(out.low_res_multimasks, (loss_size, loss_size)) if small \
                     else out.high_res_multimasks
-                loss = loss + step_loss(pred, out.ious, out.object_score_logits, tgt, b)
+                loss = loss + step_loss(pred, out.ious, out.object_score_logits, tgt, b, focal_alpha)
         masks[t] = sam.high_res_masks.detach().float()
         scores[t] = sam.object_score_logits.detach().float()
-    return ClipResult(loss, masks, scores)  # type: ignore[arg-type]
+    if probe is not None:
+        probe.close()
+    return ClipResult(loss, aux, masks, scores)  # type: ignore[arg-type]

@@ -1,0 +1,51 @@
+"""Warm-up auxiliary loss for training from scratch: where the image looks at the click.
+
+A randomly initialised mask decoder sits on a long plateau before its prompt tokens learn to
+localise anything: the image tokens' attention to a click must become spatially selective
+and, at the same time, the mask read-out must use it -- neither gets a gradient without the
+other. This loss breaks the tie during the first steps of a from-scratch run: in every
+two-way transformer layer, the attention of each image token to the (first) positive click
+token is pushed towards the clicked object's ground-truth mask at the token grid. Only
+training uses it (with a weight that decays to zero); the model and inference are unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+class ClickAttentionProbe:
+    """Records image-to-token attention to one token index while active (forward hooks)."""
+
+    def __init__(self, model, token_index: int) -> None:
+        self.token_index = token_index
+        self.maps: list[torch.Tensor] = []
+        self.active = False
+        layers = model.sam_mask_decoder.transformer.layers
+        self._handles = [layer.cross_attn_image_to_token.register_forward_hook(self._hook) for layer in layers]
+
+    def _hook(self, module, args, output) -> None:
+        if not self.active:
+            return
+        q, k, _ = args  # image tokens (+PE) as queries, prompt tokens (+PE) as keys
+        qh = module._heads(module.q_proj(q))
+        kh = module._heads(module.k_proj(k))
+        att = torch.softmax((qh @ kh.transpose(-1, -2)).float() / math.sqrt(qh.shape[-1]), dim=-1)
+        self.maps.append(att[..., self.token_index].mean(1))  # (B, HW) averaged over heads
+
+    def close(self) -> None:
+        for h in self._handles:
+            h.remove()
+
+    def loss(self, target: torch.Tensor) -> torch.Tensor:
+        """BCE of the recorded maps against target masks (B, 1, S, S), area-pooled to the grid."""
+        if not self.maps:
+            return target.new_zeros(())
+        side = math.isqrt(self.maps[0].shape[-1])
+        tgt = F.interpolate(target.float(), size=(side, side), mode="area").flatten(1)
+        out = sum(F.binary_cross_entropy(m.clamp(1e-4, 1 - 1e-4), tgt) for m in self.maps)
+        self.maps.clear()
+        return out  # summed over layers, averaged over objects

@@ -1,0 +1,109 @@
+"""``finetune``: adapt a SAM 2 / 2.1 model to your own annotated videos.
+
+    from sam2_plugins.train import finetune
+    finetune("my_timelapses/", init="sam2.1-hiera-tiny", out="cells.safetensors", steps=2000)
+
+then ``load_trained("cells.safetensors")``, or ``load_model("cells.safetensors",
+config="cells.config.json")``. The data layout is described in :mod:`sam2_plugins.train.folder`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config_io import config_path_for, save_model
+from .data import ClipSettings, MixedDataset, SyntheticCells
+from .folder import FolderDataset
+from .loop import Trainer, TrainSettings
+from .unroll import PromptSettings
+
+
+def checkpoint_path_for(out: str | Path) -> Path:
+    """``model.safetensors`` -> ``model.ckpt`` (the resumable training state next to the output)."""
+    out = Path(out)
+    stem = out.name[: -len(".safetensors")] if out.name.endswith(".safetensors") else out.stem
+    return out.with_name(stem + ".ckpt")
+
+
+def load_trained(path: str | Path, device: str = "auto"):
+    """Load a model written by :func:`finetune` (weights + sibling config)."""
+    from .. import load_model
+
+    return load_model(path, config=config_path_for(path), device=device)
+
+
+def finetune(
+    data_dir: str | Path,
+    init: str | Path = "sam2.1-hiera-tiny",
+    out: str | Path = "model.safetensors",
+    steps: int = 1000,
+    *,
+    init_config: str | Path | None = None,
+    lr: float = 2e-5,
+    clip_len: int = 8,
+    max_objects: int = 3,
+    correction_points: int = 7,
+    freeze_image_encoder: bool = False,
+    mix_synthetic: float = 0.0,
+    checkpoint: str | Path | None = None,
+    checkpoint_every: int = 100,
+    resume: bool = False,
+    device: str = "auto",
+    autocast: bool | None = None,
+    seed: int = 0,
+    save_dtype: torch.dtype = torch.float32,
+    progress: Callable[[int, int, dict], Any] | None = None,
+    cancel: Any = None,
+) -> Path | None:
+    """Fine-tune ``init`` (a model name, or a weights file with ``init_config`` if not official)
+    on the annotated videos in ``data_dir``; write ``out`` (.safetensors, Meta's key layout)
+    and its ``.config.json``. Returns the weights path, or None when cancelled (the
+    checkpoint then holds the progress: call again with ``resume=True``).
+
+    Training follows SAM 2's recipe (see :mod:`sam2_plugins.train.unroll`): 8-frame clips,
+    mask / click / box prompts with corrective clicks, focal + dice + IoU + presence losses,
+    AdamW with warm-up and cosine decay, gradient clipping at 0.1. ``mix_synthetic`` (0..1)
+    mixes that fraction of synthetic cell movies in. ``progress(step, total, metrics)`` is
+    called after each step; ``cancel`` (an Event or a callable) stops between steps.
+    """
+    from .. import load_model
+    from ..api import pick_device
+
+    out = Path(out)
+    if out.suffix != ".safetensors":
+        raise ValueError(f"--out must name a .safetensors file, got {out}")
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    data = FolderDataset(data_dir)
+    dataset = data if mix_synthetic <= 0 else MixedDataset([(data, 1 - mix_synthetic), (SyntheticCells(), mix_synthetic)],
+                                                          seed=seed)
+    dev = pick_device(device)
+    model = load_model(init, config=init_config, device=dev, dtype="float32")
+    if autocast is None:
+        autocast = dev.type in ("cuda", "cpu")
+    settings = TrainSettings(
+        steps=steps, lr=lr, warmup_steps=min(50, max(1, steps // 20)), autocast=autocast,
+        freeze_image_encoder=freeze_image_encoder, checkpoint_every=checkpoint_every, seed=seed,
+        clip=ClipSettings(clip_len=clip_len, max_objects=max_objects),
+        prompts=replace(PromptSettings(), num_correction_points=correction_points),
+    )
+    ckpt = Path(checkpoint) if checkpoint else checkpoint_path_for(out)
+    trainer = Trainer(model, dataset, settings, checkpoint=ckpt)
+    if resume:
+        if not ckpt.is_file():
+            raise FileNotFoundError(f"cannot resume: no checkpoint at {ckpt}")
+        trainer.load_checkpoint()
+    t0 = time.perf_counter()
+    finished = trainer.run(progress, cancel)
+    if not finished:
+        return None
+    info = {"recipe": "sam2_plugins.train.finetune", "init": str(init), "data": str(data_dir), "steps": steps,
+            "settings": settings.to_dict(), "train_seconds_this_run": round(time.perf_counter() - t0, 1)}
+    weights, _ = save_model(model, out, dtype=save_dtype, info=info)
+    return weights

@@ -1,0 +1,131 @@
+"""The bundled ``micro-synthetic`` model: a small SAM 2.1 trained from scratch on synthetic videos.
+
+One command reproduces it (same seed, same steps -> same weights on the same software stack)::
+
+    python -m sam2_plugins.train.micro_synthetic --out src/sam2_plugins/weights/
+
+It writes ``micro-synthetic.safetensors`` (Meta's key layout) and ``micro-synthetic.config.json``
+(official config layout plus a ``training`` record), and keeps a resumable checkpoint
+(``--resume`` continues an interrupted run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from ..config import Sam2Config
+from ..model.sam2 import Sam2Model
+from .config_io import save_model
+from .data import ClipSettings, MixedDataset, SyntheticCells, SyntheticScenes
+from .loop import Trainer, TrainSettings
+from .scratch_init import scratch_init
+from .unroll import PromptSettings
+
+NAME = "micro-synthetic"
+
+
+def micro_config() -> Sam2Config:
+    """SAM 2.1's architecture at reduced width and a 256-pixel input, single-mask decoding."""
+    return replace(
+        Sam2Config(),  # SAM 2.1 defaults (tracking rules, heads, memory encoder)
+        embed_dim=16, num_heads=1, stages=(1, 2, 7, 2), global_att_blocks=(5, 7, 9),
+        window_pos_embed_bkg_spatial_size=(8, 8), window_spec=(8, 4, 16, 8),
+        d_model=64, backbone_channel_list=(128, 64, 32, 16),
+        mem_attn_layers=2, mem_attn_dim_feedforward=256, mem_attn_dropout=0.0,
+        mem_dim=32, image_size=256,
+        # one mask per prompt: synthetic cells and shapes are not ambiguous, and a from-scratch
+        # model learns a single output much faster than the best-of-three assignment
+        multimask_output_in_sam=False, dynamic_multimask_via_stability=False,
+        name=NAME,
+    )
+
+
+WARMUP_IMAGE_STEPS = 1500  # image-only steps first: the decoder learns to use clicks
+TOTAL_STEPS = 3400
+
+
+def micro_settings(steps: int = TOTAL_STEPS, seed: int = 0) -> TrainSettings:
+    warm = min(WARMUP_IMAGE_STEPS, steps // 2)
+    return TrainSettings(
+        steps=steps, lr=1e-3, image_encoder_lr_scale=1.0, min_lr_ratio=0.05, warmup_steps=30,
+        weight_decay=0.05, grad_clip=1.0, ptr_frames=16, autocast=False, loss_size=128, checkpoint_every=50,
+        seed=seed,
+        image_prob_schedule=((0, 1.0), (warm, 1.0), (warm + 1, 0.2), (steps, 0.2)),
+        attn_aux_weight=1.0, attn_aux_steps=warm,
+        focal_alpha_start=0.98, focal_alpha_steps=warm,
+        clip=ClipSettings(clip_len=8, max_objects=3, image_max_objects=12),
+        prompts=PromptSettings(prob_points=0.9, prob_box=0.25, max_init_cond_frames=2, max_corrected_frames=2,
+                               num_correction_points=1, prob_correct_from_gt=0.1),
+    )
+
+
+def micro_dataset() -> MixedDataset:
+    return MixedDataset([(SyntheticCells(), 0.6), (SyntheticScenes(), 0.4)], seed=0)
+
+
+def init_model(cfg: Sam2Config, seed: int) -> Sam2Model:
+    """Seeded default initialisation plus :func:`~sam2_plugins.train.scratch_init.scratch_init`."""
+    torch.manual_seed(seed)
+    return scratch_init(Sam2Model(cfg))
+
+
+def train_micro(out_dir: str | Path, *, steps: int = TOTAL_STEPS, seed: int = 0, resume: bool = False,
+                threads: int | None = 1, log=print) -> Path:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if threads:
+        torch.set_num_threads(threads)
+    settings = micro_settings(steps, seed)
+    model = init_model(micro_config(), seed)
+    ckpt = out_dir / f"{NAME}.ckpt"
+    trainer = Trainer(model, micro_dataset(), settings, checkpoint=ckpt)
+    if resume and ckpt.is_file():
+        trainer.load_checkpoint()
+        log(f"resumed from {ckpt} at step {trainer.step}")
+    t0 = time.perf_counter()
+    window: list[dict] = []
+
+    def progress(step: int, total: int, m: dict) -> None:
+        window.append(m)
+        if step % 25 == 0 or step == total:
+            avg = {k: sum(w[k] for w in window) / len(window) for k in ("loss", "focal", "dice", "iou", "presence")}
+            video = [w["miou"] for w in window if w["frames"] > 1 and w["miou"] == w["miou"]]
+            image = [w["miou"] for w in window if w["frames"] == 1 and w["miou"] == w["miou"]]
+            miou = " ".join(f"{name} {sum(v) / len(v):.3f}" for name, v in (("video", video), ("image", image)) if v)
+            log(f"step {step}/{total}  loss {avg['loss']:.3f} (focal {avg['focal']:.4f} dice {avg['dice']:.3f} "
+                f"iou {avg['iou']:.3f} presence {avg['presence']:.3f})  mIoU {miou}  lr {m['lr']:.2e}  "
+                f"{time.perf_counter() - t0:.0f}s")
+            window.clear()
+
+    trainer.run(progress)
+    info = {"recipe": "sam2_plugins.train.micro_synthetic", "steps": steps, "seed": seed,
+            "settings": settings.to_dict(), "torch": torch.__version__,
+            "train_seconds_this_run": round(time.perf_counter() - t0, 1)}
+    weights, _ = save_model(model, out_dir / f"{NAME}.safetensors", info=info)
+    ckpt.unlink(missing_ok=True)  # kept only while a run is unfinished (for --resume)
+    return weights
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Train the bundled micro-synthetic SAM 2.1 model.")
+    parser.add_argument("--out", default="src/sam2_plugins/weights/", help="output folder")
+    parser.add_argument("--steps", type=int, default=TOTAL_STEPS)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (1 is fastest on a busy 2-core machine)")
+    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    args = parser.parse_args(argv)
+    path = train_micro(args.out, steps=args.steps, seed=args.seed, resume=args.resume, threads=args.threads,
+                       log=lambda s: print(s, flush=True))
+    print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

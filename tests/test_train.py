@@ -1,0 +1,216 @@
+"""Training: losses, prompt sampling, the clip unroll, resumable checkpoints, the folder dataset,
+``finetune`` and its CLI, and the quality of the bundled micro-synthetic model (real engine, no mocks)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sam2_plugins import load_model, parse_config
+from sam2_plugins.config import official_config
+from sam2_plugins.train import (
+    ClipPlan,
+    ClipSettings,
+    FolderDataset,
+    PromptSettings,
+    SyntheticCells,
+    Trainer,
+    TrainSettings,
+    official_layout,
+    sample_clip,
+    step_loss,
+    unroll_clip,
+)
+from sam2_plugins.train.micro_synthetic import init_model, micro_config
+from sam2_plugins.train.prompts import click_in, corrective_click, noisy_box
+
+DATA = Path(__file__).parent / "data"
+MICRO_WEIGHTS = DATA / "micro_reference.safetensors"
+MICRO_CONFIG = DATA / "sam2.1_hiera_micro.config.json"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny ops: one thread is fastest and immune to a busy machine
+    yield
+    torch.set_num_threads(before)
+
+
+def test_official_layout_round_trips():
+    for cfg in (official_config("sam2.1-hiera-tiny"), official_config("sam2-hiera-large"), micro_config(),
+                parse_config(MICRO_CONFIG)):
+        assert parse_config({"model": official_layout(cfg)}) == cfg
+
+
+def test_losses_pick_best_mask_and_ignore_absent_objects():
+    target = torch.zeros(2, 1, 16, 16)
+    target[0, 0, 4:12, 4:12] = 1  # object 1 present, object 2 absent
+    good = target[:, 0] * 40 - 20
+    masks = torch.stack([-good, good, torch.zeros_like(good)], 1)  # (2, 3, 16, 16): the 2nd is right
+    ious = torch.tensor([[0.0, 1.0, 0.0], [0.0, 1.0, 0.0]])
+    scores = torch.tensor([[10.0], [-10.0]])
+    loss = step_loss(masks, ious, scores, target, num_objects=2)
+    assert float(loss.focal) < 1e-6 and float(loss.dice) < 1e-3  # best of 3 is exact
+    assert float(loss.presence) < 1e-3
+    wrong_scores = step_loss(masks, ious, -scores, target, num_objects=2)
+    assert float(wrong_scores.presence) > 5
+
+
+def test_prompt_sampling_from_masks():
+    gen = torch.Generator().manual_seed(0)
+    gt = torch.zeros(3, 1, 32, 32, dtype=torch.bool)
+    gt[0, 0, 5:10, 20:30] = True
+    gt[1, 0, 0:32, 0:16] = True  # object 3 is empty
+    xy, lab = click_in(gt, gen)
+    for b in range(2):
+        x, y = xy[b, 0].long().tolist()
+        assert gt[b, 0, y, x] and lab[b, 0] == 1
+    assert lab[2, 0] == 0
+    box, box_lab = noisy_box(gt, gen, noise=0.0)
+    assert box[0].tolist() == [[20.0, 5.0], [29.0, 9.0]] and box_lab[0].tolist() == [2, 3]
+    pred = gt.clone()
+    pred[0, 0, 5:10, 25:30] = False  # a false negative on object 1
+    pred[1, 0, 20:25, 20:25] = True  # a false positive on object 2
+    xy, lab = corrective_click(gt, pred, gen)
+    x, y = xy[0, 0].long().tolist()
+    assert lab[0, 0] == 1 and gt[0, 0, y, x] and not pred[0, 0, y, x]
+    x, y = xy[1, 0].long().tolist()
+    assert lab[1, 0] == 0 and pred[1, 0, y, x] and not gt[1, 0, y, x]
+
+
+def _tiny_clip():
+    cells = SyntheticCells(num_videos=4, num_frames=3, size=(64, 64))
+    frames, labels = cells[0]
+    clip = sample_clip(frames, labels, 256, ClipSettings(clip_len=3, max_objects=2, augment=False),
+                       np.random.default_rng(0))
+    assert clip is not None and clip.pixels.shape == (3, 3, 256, 256) and clip.gt.shape[:3] == (3, 2, 1)
+    return clip
+
+
+def test_a_few_steps_lower_the_loss_on_a_fixed_clip():
+    model = init_model(micro_config(), seed=0).train()
+    clip = _tiny_clip()
+    plan = ClipPlan([0], {0: "click"}, correct=[0], num_corrections=1)
+    settings = PromptSettings(prob_correct_from_gt=0.0)
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    losses = []
+    for _ in range(8):
+        gen = torch.Generator().manual_seed(123)  # the same clicks every step
+        res = unroll_clip(model, clip.pixels, clip.gt, plan, settings, gen, np.random.default_rng(0), ptr_frames=16)
+        assert torch.isfinite(res.loss.total)
+        losses.append(float(res.loss.total.detach()))
+        opt.zero_grad()
+        res.loss.total.backward()
+        opt.step()
+    assert losses[-1] < 0.7 * losses[0], losses
+    assert all(p.grad is None or torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def _small_settings(steps: int) -> TrainSettings:
+    return TrainSettings(
+        steps=steps, lr=1e-3, warmup_steps=1, grad_clip=1.0, autocast=False, checkpoint_every=2, seed=7,
+        clip=ClipSettings(clip_len=3, max_objects=2, image_prob=0.3, image_max_objects=2),
+        prompts=PromptSettings(num_correction_points=1, max_corrected_frames=2),
+    )
+
+
+def test_resume_continues_at_the_same_step_with_the_same_loss(tmp_path):
+    data = SyntheticCells(num_videos=50, num_frames=4, size=(64, 96))
+    ckpt = tmp_path / "run.ckpt"
+    first = Trainer(init_model(micro_config(), seed=0), data, _small_settings(4), checkpoint=ckpt)
+    assert first.run(cancel=lambda: first.step >= 2) is False  # cancelled after 2 steps: checkpoint saved
+    assert first.step == 2 and ckpt.is_file()
+    assert [p.name for p in tmp_path.iterdir()] == ["run.ckpt"]  # atomic write left no temporary file
+    expected = first.train_step()["loss"]
+
+    resumed = Trainer(init_model(micro_config(), seed=1), data, _small_settings(4), checkpoint=ckpt)
+    resumed.load_checkpoint()
+    assert resumed.step == 2
+    assert resumed.train_step()["loss"] == expected
+    assert resumed.step == 3
+    with pytest.raises(ValueError, match="different model config"):
+        other = Trainer(load_model(MICRO_WEIGHTS, config=MICRO_CONFIG, device="cpu"), data, _small_settings(4),
+                        checkpoint=ckpt)
+        other.load_checkpoint()
+
+
+def _write_layouts(root: Path, frames: np.ndarray, labels: np.ndarray) -> None:
+    import tifffile
+    from PIL import Image
+
+    per_frame = root / "movie_a"
+    (per_frame / "images").mkdir(parents=True)
+    (per_frame / "labels").mkdir()
+    for t in range(len(frames)):  # t2 sorts before t10: natural order
+        Image.fromarray(frames[t]).save(per_frame / "images" / f"t{t}.png")
+        tifffile.imwrite(per_frame / "labels" / f"t{t}.tif", labels[t].astype(np.uint16))
+    stack = root / "movie_b"
+    stack.mkdir()
+    tifffile.imwrite(stack / "images.tif", frames.astype(np.uint16) * 200, photometric="minisblack")  # 16-bit
+    tifffile.imwrite(stack / "labels.tif", labels.astype(np.uint16), photometric="minisblack")
+
+
+def test_folder_dataset_reads_both_layouts(tmp_path):
+    from sam2_plugins.synthetic import make_timelapse
+
+    tl = make_timelapse(5, num_frames=12, height=48, width=64, num_cells=3)
+    _write_layouts(tmp_path, tl.frames, tl.labels)
+    ds = FolderDataset(tmp_path)
+    assert len(ds) == 2
+    for i in range(2):
+        frames, labels = ds[i]
+        assert len(frames) == len(labels) == 12
+        got = frames[[0, 11]]
+        assert got.shape == (2, 48, 64, 3) and got.dtype == np.float32 and 0 <= got.min() and got.max() <= 1
+        np.testing.assert_array_equal(labels[[0, 11]], tl.labels[[0, 11]])
+    np.testing.assert_allclose(ds[0][0][[10]][0, ..., 0], tl.frames[10] / 255.0, atol=1e-6)
+    clip = sample_clip(*ds[1], 256, ClipSettings(clip_len=4), np.random.default_rng(0))
+    assert clip is not None and clip.pixels.shape == (4, 3, 256, 256)
+    (tmp_path / "movie_a" / "labels" / "t11.tif").unlink()
+    with pytest.raises(ValueError, match="12 image frames but 11 label frames"):
+        FolderDataset(tmp_path)
+    with pytest.raises(ValueError, match="no annotated video"):
+        FolderDataset(tmp_path / "movie_a" / "labels")
+
+
+def test_finetune_cli_writes_a_loadable_model_and_resumes(tmp_path):
+    from sam2_plugins.synthetic import make_timelapse
+    from sam2_plugins.train import cli
+
+    tl = make_timelapse(6, num_frames=4, height=64, width=64, num_cells=3)
+    _write_layouts(tmp_path / "data", tl.frames, tl.labels)
+    parser = cli.add_finetune_arguments(argparse.ArgumentParser())
+    out = tmp_path / "tuned.safetensors"
+    base = ["--data", str(tmp_path / "data"), "--init", str(MICRO_WEIGHTS), "--init-config", str(MICRO_CONFIG),
+            "--out", str(out), "--steps", "2", "--clip-len", "2", "--max-objects", "1",
+            "--correction-points", "1", "--device", "cpu", "--no-autocast"]
+    assert cli.run_finetune(parser.parse_args(base)) == 0
+    cfg_path = tmp_path / "tuned.config.json"
+    assert out.is_file() and cfg_path.is_file()
+    assert json.loads(cfg_path.read_text())["training"]["steps"] == 2
+    model = load_model(out, config=cfg_path, device="cpu")
+    assert model.config == parse_config(MICRO_CONFIG)
+    assert (tmp_path / "tuned.ckpt").is_file()
+    assert cli.run_finetune(parser.parse_args(base[:-9] + ["--steps", "3", "--resume", "--clip-len", "2",
+                                                           "--max-objects", "1", "--correction-points", "1",
+                                                           "--device", "cpu", "--no-autocast"])) == 0
+    assert json.loads(cfg_path.read_text())["training"]["steps"] == 3
+    assert cli.run_finetune(parser.parse_args(["--data", str(tmp_path / "missing"), "--out", str(out)])) == 2
+
+
+def test_bundled_micro_synthetic_tracks_held_out_cells():
+    from sam2_plugins.train.evaluate import EVAL_SEED_BASE, evaluate_cells
+
+    model = load_model("micro-synthetic", device="cpu")
+    assert model.config.image_size == 256 and model.config.d_model == 64
+    result = evaluate_cells(model, [EVAL_SEED_BASE + 100, EVAL_SEED_BASE + 101])
+    assert result["tracks"] >= 10
+    # Floor of the shipped (still under-trained) model: J 0.25 measured on these seeds; an
+    # image-only model (no trained memory path) scores 0.03 here, so this proves tracking.
+    assert result["J"] > 0.15, result
