@@ -25,6 +25,7 @@ import torch
 from ..model.sam2 import Sam2Model
 from .data import ClipSettings, VideoDataset, draw_clip
 from .unroll import PromptSettings, plan_clip, unroll_clip
+from ..cancel import is_cancelled
 
 ProgressFn = Callable[[int, int, dict], Any]
 
@@ -160,7 +161,7 @@ class Trainer:
     def run(self, progress: ProgressFn | None = None, cancel: Any = None) -> bool:
         """Train until ``settings.steps``; returns False when cancelled (a checkpoint is saved)."""
         while self.step < self.s.steps:
-            if _cancelled(cancel):
+            if is_cancelled(cancel):
                 self.save_checkpoint()
                 return False
             t0 = time.perf_counter()
@@ -231,11 +232,3 @@ def _mean_iou(masks: list[torch.Tensor], gt: torch.Tensor) -> float:
     union = (pred | gt).flatten(2).sum(-1).float()
     present = gt.flatten(2).any(-1)
     return float((inter / union.clamp(min=1))[present].mean()) if present.any() else float("nan")
-
-
-def _cancelled(cancel: Any) -> bool:
-    if cancel is None:
-        return False
-    if hasattr(cancel, "is_set"):
-        return bool(cancel.is_set())
-    return bool(cancel())
