@@ -211,6 +211,7 @@ def test_bundled_micro_synthetic_tracks_held_out_cells():
     assert model.config.image_size == 256 and model.config.d_model == 64
     result = evaluate_cells(model, [EVAL_SEED_BASE + 100, EVAL_SEED_BASE + 101])
     assert result["tracks"] >= 10
-    # Floor of the shipped (still under-trained) model: J 0.62 measured on these seeds; an
-    # image-only model (no trained memory path) scores 0.03 here, so this proves tracking.
-    assert result["J"] > 0.4, result
+    # Floor of the shipped (still under-trained) model: J 0.68 measured on these seeds (0.64 over
+    # the 8-movie evaluation); an image-only model (no trained memory path) scores 0.03 here, so
+    # this proves tracking.
+    assert result["J"] > 0.55, result
