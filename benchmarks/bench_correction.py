@@ -33,7 +33,7 @@ def main() -> None:
     (x, y), mid = grid_points(1, args.size)[0], args.frames // 2
     results = {}
     for mode in ("faithful", "onward_only"):
-        session = model.open_video(frames, feature_cache_mb=4096)
+        session = model.open_video(frames)  # default budgets
         session.add_points(0, 1, [[x, y]], [1])
         first = timed(session.propagate_all())
         session.add_points(mid, 1, [[x + 10, y]], [1])

@@ -33,13 +33,19 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {gpu}"
 
 
-def seeded_model(name: str = "sam2.1-hiera-tiny", seed: int = 0, device: str = "cpu", dtype: str = "float32"):
+def seeded_model(name: str = "sam2.1-hiera-tiny", seed: int = 0, device: str = "cpu", dtype: str = "float32",
+                 image_size: int | None = None):
     """An official architecture with seeded random weights (no download), as load_model would return it."""
+    from dataclasses import replace
+
     from sam2_plugins import Sam2Model, official_config
     from sam2_plugins.api import pick_dtype
 
     torch.manual_seed(seed)
-    model = Sam2Model(official_config(name)).eval().to(device)
+    config = official_config(name)
+    if image_size:
+        config = replace(config, image_size=image_size)
+    model = Sam2Model(config).eval().to(device)
     model.compute_dtype = pick_dtype(torch.device(device), dtype)
     return model
 

@@ -25,6 +25,7 @@ def test_cli_errors_are_one_line_with_nonzero_exit(tmp_path):
         (["track", str(frames), "--prompts", str(tmp_path / "missing.json")] + common, "missing.json"),
         (["track", "sample", "--format", "labels,gif"] + common, "unknown export format"),
         (["track", "sample", "--model", "sam3-giant", "--out", str(tmp_path / "o")], "no checkpoint file"),
+        (["track", "sample", "--image-size", "100", "--out", str(tmp_path / "o")], "multiple of 32"),
     ]
     for argv, message in cases:
         proc = subprocess.run([sys.executable, "-m", "sam2_plugins.cli", *argv], capture_output=True, text=True)
@@ -59,3 +60,20 @@ def test_track_with_a_custom_checkpoint_and_prompts_file(tmp_path, reference):
 
     with av.open(str(out / "overlay.mp4")) as container:
         assert sum(1 for _ in container.decode(video=0)) == 10
+
+
+def test_lower_working_resolution_keeps_the_frame_size(tmp_path):
+    """--image-size runs the model at another resolution; exports keep the movie's own size."""
+    import tifffile as tf
+
+    from sam2_plugins.sample import sample_paths
+
+    out = tmp_path / "low"
+    assert main(["track", "sample", "--image-size", "128", "--out", str(out), "--format", "labels", "--quiet"]) == 0
+    video, prompts = sample_paths()
+    frames, labels = tf.imread(video), tf.imread(out / "labels.tif")
+    assert labels.shape == frames.shape
+    clicked = {o["id"] for o in json.loads(prompts.read_text())["objects"]}
+    truth = np.load(str(video).replace(".tif", ".truth.npz"))["labels"]
+    ious = [((labels[0] == i) & (truth[0] == i)).sum() / ((labels[0] == i) | (truth[0] == i)).sum() for i in clicked]
+    assert np.mean(ious) > 0.3  # half resolution still finds the clicked cells

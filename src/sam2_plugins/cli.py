@@ -37,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     track.add_argument("--format", default=DEFAULT_FORMATS,
                        help=f"comma-separated exports among {', '.join(FORMATS)} (default: {DEFAULT_FORMATS})")
     track.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
+    track.add_argument("--image-size", type=int, default=None,
+                       help="working resolution (multiple of 32; e.g. 512 for a 1024 model: ~3x faster per frame, "
+                            "less accurate on small objects; see benchmarks/RESULTS.md)")
     track.add_argument("--channels", help="for multichannel data: up to three channel indices, e.g. 0,2")
     track.add_argument("--fps", type=float, default=10.0, help="frame rate of the overlay video")
     track.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -89,7 +92,7 @@ def run_track(args: argparse.Namespace) -> int:
         raise ValueError("--prompts is required (see 'sam2-plugins track --help' for its format)")
     prompts = read_prompts(prompts_path)
     channels = None if args.channels is None else [int(c) for c in args.channels.split(",")]
-    model = load_model(args.model, config=args.config, device=args.device)
+    model = load_model(args.model, config=args.config, device=args.device, image_size=args.image_size)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     session = model.open_video(source, channels=channels)

@@ -160,10 +160,18 @@ class Hiera(nn.Module):
         self.channel_list = [self.blocks[i].dim_out for i in self.stage_ends[::-1]]
 
     def _pos_embed(self, h: int, w: int) -> torch.Tensor:
+        """(1, H, W, C) position code; kept between frames while the weights do not change."""
+        params = (self.pos_embed, self.pos_embed_window)
+        key = (h, w, *((p.data_ptr(), p.dtype, p.device, p._version) for p in params))
+        cached = getattr(self, "_pos_cache", None)
+        if cached is not None and cached[0] == key and not torch.is_grad_enabled():
+            return cached[1]
         pos = F.interpolate(self.pos_embed, size=(h, w), mode="bicubic")
         reps = [a // b for a, b in zip(pos.shape, self.pos_embed_window.shape)]
-        pos = pos + self.pos_embed_window.tile(reps)
-        return pos.permute(0, 2, 3, 1)  # (1, H, W, C)
+        pos = (pos + self.pos_embed_window.tile(reps)).permute(0, 2, 3, 1)
+        if not torch.is_grad_enabled():
+            self._pos_cache = (key, pos)
+        return pos
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = self.patch_embed(x)

@@ -31,12 +31,14 @@ class MemoryAttentionLayer(nn.Module):
         self.dropout2 = nn.Dropout(dropout)
         self.dropout3 = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, memory: torch.Tensor, memory_pos: torch.Tensor, num_ptr_tokens: int) -> torch.Tensor:
-        h = self.norm1(x)
-        x = x + self.dropout1(self.self_attn(h, h, h))
+    def forward(self, x: torch.Tensor, memory: torch.Tensor, memory_pos: torch.Tensor, num_ptr_tokens: int,
+                same_rows: bool = False) -> torch.Tensor:
+        """``same_rows``: every batch row of x is the same frame (objects of one frame, first layer)."""
+        h = self.norm1(x[:1] if same_rows else x)
+        x = x + self.dropout1(self.self_attn(h, h, h))  # (1, N, C) broadcasts over the objects
         h = self.norm2(x)
         x = x + self.dropout2(self.cross_attn_image(h, memory + memory_pos, memory, num_k_exclude_rope=num_ptr_tokens))
-        h = self.linear2(self.dropout(F.relu(self.linear1(self.norm3(x)))))
+        h = self.linear2(self.dropout(F.relu(self.linear1(self.norm3(x)), inplace=True)))
         return x + self.dropout3(h)
 
 
@@ -62,7 +64,9 @@ class MemoryAttention(nn.Module):
 
         The last ``num_ptr_tokens`` memory tokens are object pointers (no rotary code).
         """
+        # objects of one frame share its features (an expanded batch): the first self-attention is common
+        same_rows = curr.shape[0] > 1 and curr.stride(0) == 0 and curr_pos.stride(0) == 0
         x = curr + 0.1 * curr_pos
-        for layer in self.layers:
-            x = layer(x, memory, memory_pos, num_ptr_tokens)
+        for i, layer in enumerate(self.layers):
+            x = layer(x, memory, memory_pos, num_ptr_tokens, same_rows=same_rows and i == 0)
         return self.norm(x)

@@ -144,6 +144,12 @@ class Sam2Model(nn.Module):
         multimask: bool = False,
     ) -> SamOutput:
         """Decode masks for B objects. Points are model-input pixels (B, N, 2); masks (B, 1, h', w')."""
+        with self.float32_section():
+            masks = None if mask_inputs is None else mask_inputs.float()
+            return self._sam_heads(embed.float(), [f.float() for f in high_res], point_coords, point_labels,
+                                   masks, multimask)
+
+    def _sam_heads(self, embed, high_res, point_coords, point_labels, mask_inputs, multimask) -> SamOutput:
         b, device = embed.shape[0], embed.device
         if point_coords is None:
             point_coords = torch.zeros(b, 1, 2, device=device)
@@ -271,6 +277,12 @@ class Sam2Model(nn.Module):
             and c.multimask_min_pt_num <= num_points <= c.multimask_max_pt_num
         )
 
+    def float32_section(self):
+        """Inside :meth:`precision`: run a cheap, rounding-sensitive part (the mask decoder) in float32."""
+        if torch.is_autocast_enabled(self.device.type):
+            return torch.autocast(self.device.type, enabled=False)
+        return contextlib.nullcontext()
+
     # ----------------------------------------------------------------- public API
     def precision(self):
         """Context for inference in the model's compute dtype (autocast on CUDA/CPU when not float32)."""
@@ -313,6 +325,16 @@ class Sam2Model(nn.Module):
         from ..stream import StreamSession
 
         return StreamSession(self, **options)
+
+    def compile_parts(self, mode: str | None = None) -> "Sam2Model":
+        """Compile the two heavy parts (image encoder, memory attention) with ``torch.compile``.
+
+        Worth it on GPUs for long videos: the first frames pay the compilation (minutes on CPU).
+        Memory attention is compiled for varying memory lengths. Returns the model itself.
+        """
+        self.image_encoder.compile(mode=mode, dynamic=False)
+        self.memory_attention.compile(mode=mode, dynamic=True)
+        return self
 
     def forward(self, *args, **kwargs):  # pragma: no cover - guide users to the real entry points
         raise NotImplementedError("use predict_image(), open_video() or sam2_plugins.train")

@@ -9,7 +9,6 @@ so :func:`sam2_plugins.load_model` (and Meta's ``build_sam2`` via hydra) can reb
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -122,14 +121,10 @@ def config_document(cfg: Sam2Config, **extra: Any) -> dict[str, Any]:
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write a file so that readers see either the old or the complete new content."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    from ..exports import atomic_file
+
+    with atomic_file(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def config_path_for(weights: str | Path) -> Path:

@@ -157,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cells", type=int, default=8, help="number of held-out cell movies")
     parser.add_argument("--scenes", type=int, default=8, help="number of held-out scene videos")
     parser.add_argument("--seed", type=int, default=EVAL_SEED_BASE, help="first held-out seed")
+    parser.add_argument("--image-size", type=int, default=None, help="working resolution (default: the model's)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--json", default=None, help="also write the full results here")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -167,10 +168,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    model = load_model(args.model, config=args.config, device="cpu")
+    model = load_model(args.model, config=args.config, device="cpu", image_size=args.image_size)
     t0 = time.perf_counter()
     seeds = range(args.seed, args.seed + max(args.cells, args.scenes))
-    results = {"model": args.model}
+    results = {"model": args.model, "image_size": model.image_size}
     if args.cells:
         results["cells"] = evaluate_cells(model, list(seeds)[: args.cells], verbose=args.verbose)
         c = results["cells"]
