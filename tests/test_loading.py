@@ -173,3 +173,16 @@ def test_config_saved_beside_the_weights_is_found(tmp_path, micro_state, micro_m
     shutil.copy(MICRO_CONFIG, tmp_path / "mine.config.json")
     model = load_model(tmp_path / "mine.safetensors", device="cpu", dtype="float32")
     np.testing.assert_array_equal(_logits(model, frame), _logits(micro_model, frame))
+
+
+def test_new_weights_replace_what_was_kept_between_frames(micro_model, frame):
+    """Loading other weights into a model that already ran gives that model's results, not stale ones."""
+    model = load_model(MICRO_WEIGHTS, config=MICRO_CONFIG, device="cpu", dtype="float32")
+    before = _logits(model, frame)
+    other = {k: v + 0.05 * torch.randn_like(v) if "pos_embed" in k else v for k, v in model.state_dict().items()}
+    model.load_state_dict(other)
+    fresh = load_model(MICRO_WEIGHTS, config=MICRO_CONFIG, device="cpu", dtype="float32")
+    fresh.load_state_dict(other)
+    after = _logits(model, frame)
+    np.testing.assert_array_equal(after, _logits(fresh, frame))
+    assert not np.array_equal(after, before)

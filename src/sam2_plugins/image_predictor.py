@@ -83,7 +83,7 @@ def predict_image(
         emb = image
     else:
         image = np.asarray(image)
-        key = EmbeddingCache.key(image)
+        key = f"{EmbeddingCache.key(image)}@{model.weights_version()}"  # new weights: new embedding
         emb = model.embedding_cache.get(key)
         if emb is None:
             emb = embed_image(model, image)

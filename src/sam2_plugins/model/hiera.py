@@ -161,17 +161,22 @@ class Hiera(nn.Module):
 
     def _pos_embed(self, h: int, w: int) -> torch.Tensor:
         """(1, H, W, C) position code; kept between frames while the weights do not change."""
+        if torch.compiler.is_compiling():
+            return self._interpolated_pos_embed(h, w)
         params = (self.pos_embed, self.pos_embed_window)
         key = (h, w, *((p.data_ptr(), p.dtype, p.device, p._version) for p in params))
         cached = getattr(self, "_pos_cache", None)
         if cached is not None and cached[0] == key and not torch.is_grad_enabled():
             return cached[1]
-        pos = F.interpolate(self.pos_embed, size=(h, w), mode="bicubic")
-        reps = [a // b for a, b in zip(pos.shape, self.pos_embed_window.shape)]
-        pos = (pos + self.pos_embed_window.tile(reps)).permute(0, 2, 3, 1)
+        pos = self._interpolated_pos_embed(h, w)
         if not torch.is_grad_enabled():
             self._pos_cache = (key, pos)
         return pos
+
+    def _interpolated_pos_embed(self, h: int, w: int) -> torch.Tensor:
+        pos = F.interpolate(self.pos_embed, size=(h, w), mode="bicubic")
+        reps = [a // b for a, b in zip(pos.shape, self.pos_embed_window.shape)]
+        return (pos + self.pos_embed_window.tile(reps)).permute(0, 2, 3, 1)  # (1, H, W, C)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = self.patch_embed(x)

@@ -291,6 +291,10 @@ class Sam2Model(nn.Module):
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=dtype)
 
+    def weights_version(self) -> int:
+        """Changes whenever a weight is replaced or updated in place (cached results keyed on it)."""
+        return hash(tuple((p.data_ptr(), p._version) for p in self.parameters()))
+
     @property
     def embedding_cache(self):
         cache = self.__dict__.get("_embedding_cache")
