@@ -149,8 +149,10 @@ _CHUNK_BYTES = 16 << 20  # attention-matrix bytes per chunk of queries on CPU (s
 
 
 def chunked_attention(q: torch.Tensor, dropout_p: float = 0.0) -> bool:
-    """Whether :func:`attention` takes its explicit-matmul path (CPU, bfloat16, inference)."""
-    return q.device.type == "cpu" and q.dtype == torch.bfloat16 and dropout_p == 0 and not q.requires_grad
+    """Whether :func:`attention` takes its explicit-matmul path (CPU, bfloat16, inference, not compiled:
+    its shape-dependent loops would make a compiler recompile for every memory length)."""
+    return (q.device.type == "cpu" and q.dtype == torch.bfloat16 and dropout_p == 0 and not q.requires_grad
+            and not torch.compiler.is_compiling())
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float = 0.0) -> torch.Tensor:
