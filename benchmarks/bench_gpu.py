@@ -65,7 +65,7 @@ def main() -> None:
     print("\n".join(table))
     if args.write:
         results = Path(__file__).with_name("RESULTS.md")
-        head = (f"\n## {datetime.date.today()} — GPU propagation, {where}\n"
+        head = (f"\n## {datetime.date.today()} — propagation frames/s (bench_gpu.py), {where}\n"
                 f"`python benchmarks/bench_gpu.py {' '.join(sys_args())}` ({args.dtype}, {size}x{size}, "
                 f"{args.frames} frames, steady state from frame 8)\n\n")
         with results.open("a") as fh:
