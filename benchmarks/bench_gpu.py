@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import sys
 import time
 from pathlib import Path
 
@@ -66,16 +67,10 @@ def main() -> None:
     if args.write:
         results = Path(__file__).with_name("RESULTS.md")
         head = (f"\n## {datetime.date.today()} — propagation frames/s (bench_gpu.py), {where}\n"
-                f"`python benchmarks/bench_gpu.py {' '.join(sys_args())}` ({args.dtype}, {size}x{size}, "
+                f"`python benchmarks/bench_gpu.py {' '.join(sys.argv[1:])}` ({args.dtype}, {size}x{size}, "
                 f"{args.frames} frames, steady state from frame 8)\n\n")
         with results.open("a") as fh:
             fh.write(head + "\n".join(table) + "\n")
-
-
-def sys_args() -> list[str]:
-    import sys
-
-    return sys.argv[1:]
 
 
 if __name__ == "__main__":

@@ -9,11 +9,9 @@ rate of a dtype; compare it with ``bench_propagation.py`` run on the same machin
 
 from __future__ import annotations
 
-import time
-
 import torch
 
-from common import machine
+from common import machine, mean_seconds
 
 ENCODER_GFLOP, MEMORY_ATTENTION_GFLOP = 290.0, 610.0
 SHAPES = [(4096, 256, 4096), (256, 256, 28736), (256, 28736, 256), (4096, 768, 3072)]  # (m, k, n)
@@ -21,12 +19,7 @@ SHAPES = [(4096, 256, 4096), (256, 256, 28736), (256, 28736, 256), (4096, 768, 3
 
 def gflops(dtype: torch.dtype, m: int, k: int, n: int, repeats: int = 10) -> float:
     a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
-    for _ in range(2):
-        a @ b
-    start = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    return 2 * m * k * n * repeats / (time.perf_counter() - start) / 1e9
+    return 2 * m * k * n / mean_seconds(lambda: a @ b, repeats, warmup=2) / 1e9
 
 
 def main() -> None:

@@ -9,19 +9,9 @@ weights; mean of 2 runs after a warm-up.
 
 from __future__ import annotations
 
-import time
-
 import torch
 
-from common import machine, seeded_model
-
-
-def mean_seconds(fn, repeats: int = 2) -> float:
-    fn()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    return (time.perf_counter() - start) / repeats
+from common import machine, mean_seconds, seeded_model
 
 
 def main() -> None:

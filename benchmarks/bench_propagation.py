@@ -39,6 +39,11 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
     return float((a & b).sum() / union) if union else 1.0
 
 
+def agreement(a: dict, b: dict, n: int) -> float:
+    """Mean Jaccard of two runs' masks over the frames of `b` and the n objects."""
+    return float(np.mean([jaccard(a[f][k], b[f][k]) for f in b for k in range(n)]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--objects", type=int, nargs="+", default=[1, 16])
@@ -68,13 +73,13 @@ def main() -> None:
         if not args.skip_fp32:
             t_fp32, m_fp32 = run_ours(fp32, frames, clicks)
             ours_fp32 = np.mean(t_fp32[steady])
-            agree = np.mean([jaccard(m_auto[f][k], m_fp32[f][k]) for f in m_auto for k in range(n)])
+            agree = agreement(m_auto, m_fp32, n)
             print(f"  ours, float32:                  {ours_fp32:.2f} s/frame")
             print(f"  mask agreement auto vs fp32:    Jaccard {agree:.4f}")
         if args.low_res:
             t_low, m_low = run_ours(low, frames, clicks)
             ours_low = np.mean(t_low[steady])
-            agree_low = np.mean([jaccard(m_auto[f][k], m_low[f][k]) for f in m_auto for k in range(n)])
+            agree_low = agreement(m_auto, m_low, n)
             print(f"  ours at {args.low_res} ({low.compute_dtype}): {ours_low:.2f} s/frame "
                   f"({ours_auto / ours_low:.2f}x faster than at {auto.image_size}; "
                   f"mask agreement with it: Jaccard {agree_low:.4f})")
@@ -82,7 +87,7 @@ def main() -> None:
             pixels = torch.stack([auto_pixels(frames[i], 1024) for i in range(len(frames))])
             t_peer, m_peer = run_peer(peer, pixels, args.size, args.size, clicks)
             peer_s = np.mean(t_peer[steady])
-            agree_peer = np.mean([jaccard(m_fp32[f][k], m_peer[f][k]) for f in m_peer for k in range(n)])
+            agree_peer = agreement(m_fp32, m_peer, n)
             print(f"  transformers Sam2VideoModel fp32: {peer_s:.2f} s/frame")
             print(f"  ratio peer / ours(auto): {peer_s / ours_auto:.2f}x")
             if not args.skip_fp32:

@@ -65,6 +65,16 @@ def grid_points(n: int, size: int) -> list[tuple[float, float]]:
     return [((i % side + 1) * step, (i // side + 1) * step) for i in range(n)]
 
 
+def mean_seconds(fn, repeats: int = 2, warmup: int = 1) -> float:
+    """Mean wall time of fn() over `repeats` calls, after `warmup` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - start) / repeats
+
+
 @contextmanager
 def timer(store: list):
     start = time.perf_counter()

@@ -138,6 +138,11 @@ def apply_rope(x: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
     return rotated.reshape(b, h, n, d).type_as(x)
 
 
+def tensors_version(tensors) -> int:
+    """Changes whenever one of ``tensors`` is replaced or updated in place (a key for cached results)."""
+    return hash(tuple((t.data_ptr(), t.dtype, t.device, t._version) for t in tensors))
+
+
 def resize_bilinear(x: torch.Tensor, size: tuple[int, int], antialias: bool = False) -> torch.Tensor:
     """Bilinear resize of (B, C, H, W) with half-pixel centres (align_corners=False)."""
     if tuple(x.shape[-2:]) == tuple(size):

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import MLP, attention
+from .common import MLP, attention, tensors_version
 
 
 def pool_tokens(x: torch.Tensor, pool: nn.Module | None) -> torch.Tensor:
@@ -163,8 +163,7 @@ class Hiera(nn.Module):
         """(1, H, W, C) position code; kept between frames while the weights do not change."""
         if torch.compiler.is_compiling():
             return self._interpolated_pos_embed(h, w)
-        params = (self.pos_embed, self.pos_embed_window)
-        key = (h, w, *((p.data_ptr(), p.dtype, p.device, p._version) for p in params))
+        key = (h, w, tensors_version((self.pos_embed, self.pos_embed_window)))
         cached = getattr(self, "_pos_cache", None)
         if cached is not None and cached[0] == key and not torch.is_grad_enabled():
             return cached[1]

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ..config import Sam2Config
-from .common import MLP, resize_bilinear, sine_1d
+from .common import MLP, resize_bilinear, sine_1d, tensors_version
 from .hiera import Hiera
 from .image_encoder import FpnNeck, ImageEncoder
 from .mask_decoder import MaskDecoder
@@ -293,7 +293,7 @@ class Sam2Model(nn.Module):
 
     def weights_version(self) -> int:
         """Changes whenever a weight is replaced or updated in place (cached results keyed on it)."""
-        return hash(tuple((p.data_ptr(), p._version) for p in self.parameters()))
+        return tensors_version(self.parameters())
 
     @property
     def embedding_cache(self):

@@ -30,7 +30,8 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import ndimage as ndi
+
+from ..sample import interior_point
 
 EVAL_SEED_BASE = 10_000_000
 
@@ -39,13 +40,6 @@ EVAL_SEED_BASE = 10_000_000
 class TrackScore:
     ious: list[float] = field(default_factory=list)
     switches: int = 0
-
-
-def interior_point(mask: np.ndarray) -> tuple[float, float]:
-    """(x, y) of the pixel deepest inside the mask (max of the Euclidean distance transform)."""
-    dist = ndi.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
-    y, x = np.unravel_index(int(np.argmax(dist)), dist.shape)
-    return float(x), float(y)
 
 
 def _descendants(lineage: dict[int, int], root: int) -> set[int]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -22,10 +21,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..cancel import is_cancelled
+from ..exports import atomic_file
 from ..model.sam2 import Sam2Model
 from .data import ClipSettings, VideoDataset, draw_clip
 from .unroll import PromptSettings, plan_clip, unroll_clip
-from ..cancel import is_cancelled
 
 ProgressFn = Callable[[int, int, dict], Any]
 
@@ -192,10 +192,8 @@ class Trainer:
         path = Path(path) if path else self.checkpoint
         if path is None:
             return None
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        torch.save(self.state(), tmp)
-        os.replace(tmp, path)
+        with atomic_file(path) as tmp:
+            torch.save(self.state(), tmp)
         return path
 
     def load_checkpoint(self, path: str | Path | None = None) -> None:
