@@ -38,8 +38,8 @@ def _parser() -> argparse.ArgumentParser:
                        help=f"comma-separated exports among {', '.join(FORMATS)} (default: {DEFAULT_FORMATS})")
     track.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
     track.add_argument("--image-size", type=int, default=None,
-                       help="working resolution (multiple of 32; e.g. 512 for a 1024 model: ~3x faster per frame, "
-                            "less accurate on small objects; see benchmarks/RESULTS.md)")
+                       help="working resolution (multiple of 32; e.g. 512 for a 1024 model: tiny ran 7.3x faster "
+                            "per frame, less accurate on small objects; see benchmarks/RESULTS.md)")
     track.add_argument("--channels", help="for multichannel data: up to three channel indices, e.g. 0,2")
     track.add_argument("--fps", type=float, default=10.0, help="frame rate of the overlay video")
     track.add_argument("--quiet", action="store_true", help="no progress bar")
