@@ -5,6 +5,7 @@ Each length runs in a fresh process (peak RSS is per process). Frames are genera
 
     python benchmarks/bench_memory.py --lengths 100 2000 --model sam2.1-hiera-tiny
     python benchmarks/bench_memory.py --lengths 100 2000 --model micro   # minutes, not hours, on a CPU
+    python benchmarks/bench_memory.py --lengths 100 2000 --image-size 512 --threads 1  # tiny, lower resolution
 """
 
 from __future__ import annotations
@@ -51,12 +52,15 @@ class SyntheticHD:
         return frame
 
 
-def run_one(length: int, model_name: str, cache_mb: float, memory_mb: float) -> dict:
+def run_one(length: int, model_name: str, cache_mb: float, memory_mb: float, image_size: int | None,
+            threads: int | None) -> dict:
     import resource
 
     import torch
 
     torch.set_flush_denormal(True)
+    if threads:
+        torch.set_num_threads(threads)
     sys.path.insert(0, str(HERE))
     if model_name == "micro":
         from sam2_plugins import load_model
@@ -66,7 +70,7 @@ def run_one(length: int, model_name: str, cache_mb: float, memory_mb: float) -> 
     else:
         from common import seeded_model
 
-        model = seeded_model(model_name, dtype="auto")
+        model = seeded_model(model_name, dtype="auto", image_size=image_size)
     session = model.open_video(SyntheticHD(length), feature_cache_mb=cache_mb, memory_mb=memory_mb)
     session.add_points(0, 1, [[1920 // 3, 540]], [1])
     start = time.perf_counter()
@@ -84,19 +88,25 @@ def main() -> None:
     parser.add_argument("--model", default="sam2.1-hiera-tiny", help="an official name (seeded weights) or 'micro'")
     parser.add_argument("--feature-cache-mb", type=float, default=512, help="session budget (default as the session's)")
     parser.add_argument("--memory-mb", type=float, default=256, help="session budget (default as the session's)")
+    parser.add_argument("--image-size", type=int, default=None, help="working resolution (default: the model's)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one is not None:
-        print(json.dumps(run_one(args.one, args.model, args.feature_cache_mb, args.memory_mb)))
+        print(json.dumps(run_one(args.one, args.model, args.feature_cache_mb, args.memory_mb, args.image_size,
+                                 args.threads)))
         return
     from common import machine
 
-    print(f"machine: {machine()}; model: {args.model}; budgets: feature cache {args.feature_cache_mb:g} MB, "
+    size = f" at {args.image_size}" if args.image_size else ""
+    print(f"machine: {machine()}; model: {args.model}{size}; budgets: feature cache {args.feature_cache_mb:g} MB, "
           f"memories {args.memory_mb:g} MB")
+    extra = [a for flag, v in (("--image-size", args.image_size), ("--threads", args.threads)) if v
+             for a in (flag, str(v))]
     rows = []
     for length in args.lengths:
         out = subprocess.run([sys.executable, __file__, "--one", str(length), "--model", args.model,
-                              "--feature-cache-mb", str(args.feature_cache_mb), "--memory-mb", str(args.memory_mb)],
+                              "--feature-cache-mb", str(args.feature_cache_mb), "--memory-mb", str(args.memory_mb), *extra],
                              capture_output=True, text=True, check=True)
         row = json.loads(out.stdout.strip().splitlines()[-1])
         rows.append(row)

@@ -112,6 +112,23 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_clip():
     assert all(p.grad is None or torch.isfinite(p.grad).all() for p in model.parameters())
 
 
+def test_training_after_tracking_with_the_same_model():
+    """Fine-tuning a model that already tracked a video (inference-mode caches) trains normally."""
+    model = init_model(micro_config(), seed=0)
+    clip = _tiny_clip()
+    frames = (clip.pixels.permute(0, 2, 3, 1).numpy() * 0.2 + 0.5).clip(0, 1)
+    with model.open_video(frames) as session:
+        session.add_points(0, 1, [[128, 128]], [1])
+        assert len(list(session.propagate())) == 3
+    model.train()
+    plan = ClipPlan([0], {0: "click"}, correct=[], num_corrections=0)
+    res = unroll_clip(model, clip.pixels, clip.gt, plan, PromptSettings(), torch.Generator().manual_seed(1),
+                      np.random.default_rng(0), ptr_frames=16)
+    res.loss.total.backward()
+    grads = [p.grad for p in model.memory_attention.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+
+
 def _small_settings(steps: int) -> TrainSettings:
     return TrainSettings(
         steps=steps, lr=1e-3, warmup_steps=1, grad_clip=1.0, autocast=False, checkpoint_every=2, seed=7,

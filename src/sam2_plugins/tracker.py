@@ -178,14 +178,18 @@ class Tracker:
                         self.conditioned.put(k, pix[j : j + 1])
             mask_inputs = mask if mask is not None else prev_logits
             num_points = 0 if points is None else points.labels.shape[1]
-            sam = model.sam_heads(
-                pix, batch_feats.high_res,
-                None if points is None else points.coords, None if points is None else points.labels,
-                mask_inputs, multimask=model.use_multimask(is_init_cond_frame, num_points),
-            )
-            memory = self._memory_of(sam, feats, points is not None, run_mem_encoder)
-            for j, i in enumerate(members):
-                outputs[i] = self._slice(sam, memory, j)
+            # heads and memory encoder: on CPU one object at a time (a batch of 16 was 2x slower per object)
+            step = 1 if model.device.type == "cpu" and points is None and mask_inputs is None else b
+            for lo in range(0, b, step):
+                part = members[lo : lo + step]
+                sam = model.sam_heads(
+                    pix[lo : lo + step], feats.expand(len(part)).high_res,
+                    None if points is None else points.coords, None if points is None else points.labels,
+                    mask_inputs, multimask=model.use_multimask(is_init_cond_frame, num_points),
+                )
+                memory = self._memory_of(sam, feats, points is not None, run_mem_encoder)
+                for j, i in enumerate(part):
+                    outputs[i] = self._slice(sam, memory, j)
         return outputs  # type: ignore[return-value]
 
     def _memory_of(self, sam, feats: ImageFeatures, from_points: bool, run: bool) -> torch.Tensor | None:

@@ -71,6 +71,7 @@ class MemoryEncoder(nn.Module):
 
     def forward(self, pix_feat: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """pix_feat (B, C, h, w), mask (B, 1, 16h, 16w) already scaled -> (memory (B, M, h, w), pos)."""
-        x = self.pix_feat_proj(pix_feat) + self.mask_downsampler(mask)
+        shared = pix_feat.shape[0] > 1 and pix_feat.stride(0) == 0  # objects of one frame: project once
+        x = self.pix_feat_proj(pix_feat[:1] if shared else pix_feat) + self.mask_downsampler(mask)
         x = self.out_proj(self.fuser(x))
         return x, self.position_encoding(x).to(x.dtype)

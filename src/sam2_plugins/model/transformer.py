@@ -61,7 +61,9 @@ class RoPEAttention(Attention):
 
     def rotations(self, num_tokens: int, device: torch.device) -> torch.Tensor:
         key = (num_tokens, str(device))
-        if key not in self._rotations:
+        cached = self._rotations.get(key)
+        # a table made under inference_mode cannot enter autograd (training after tracking): remake it
+        if cached is None or (cached.is_inference() and not torch.is_inference_mode_enabled()):
             side = int(math.isqrt(num_tokens))
             if side * side != num_tokens:
                 raise ValueError(f"RoPE attention needs a square token grid, got {num_tokens} tokens")
