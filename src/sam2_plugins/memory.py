@@ -9,6 +9,8 @@ disk and come back on demand, so peak RAM does not grow with video length.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import itertools
 import os
 import shutil
@@ -22,6 +24,30 @@ from typing import Iterator
 import torch
 
 from .model.sam2 import ImageFeatures
+
+
+def _load_malloc_trim():
+    """glibc's ``malloc_trim``, or None on other C libraries (macOS, Windows, musl)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc.malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+_MALLOC_TRIM = _load_malloc_trim()
+
+
+def return_freed_memory() -> None:
+    """Hand heap pages freed by finished frames back to the OS.
+
+    glibc keeps freed blocks for reuse, and the varied sizes of a frame's tensors fragment its
+    heap, so without this the resident memory of a long propagation creeps up frame after frame
+    (tiny at 256 with 32 MB budgets: +153 MB from frame 100 to 800 without it, +84 MB with it,
+    27 MB of which is the memory budget filling up).
+    """
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 def tensor_bytes(t: torch.Tensor | None) -> int:

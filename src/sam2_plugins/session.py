@@ -19,7 +19,7 @@ import torch
 
 from .cancel import is_cancelled
 from .frames import FrameLoader
-from .memory import FeatureCache, SpillPool
+from .memory import FeatureCache, SpillPool, return_freed_memory
 from .model.common import resize_bilinear
 from .model.sam2 import NO_OBJ_SCORE, ImageFeatures, Sam2Model
 from .prompts import validate_box, validate_mask, validate_points
@@ -325,7 +325,9 @@ class VideoSession:
             if is_cancelled(cancel):
                 return
             self.loader.prefetch([f for f in order[done : done + self.loader.depth] if f not in self.feature_cache])
-            yield self._track_frame(frame, reverse)
+            result = self._track_frame(frame, reverse)
+            return_freed_memory()
+            yield result
             if progress is not None:
                 progress(done, total)
 
