@@ -102,5 +102,6 @@ class MemoryAttention(nn.Module):
 
 def _one_object_at_a_time(x: torch.Tensor) -> bool:
     """CPU inference runs the objects one by one: each object's keys and scores then stay in cache
-    (a batch of 4 was 1.4x slower per object, mostly copies and rotations of memory-bound key tensors)."""
+    (a batch of 8 took 1.2x longer per extra object, mostly copies and rotations of key tensors too
+    large for the cache)."""
     return x.device.type == "cpu" and not torch.is_grad_enabled() and not torch.compiler.is_compiling()
