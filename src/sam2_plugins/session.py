@@ -325,9 +325,7 @@ class VideoSession:
             if is_cancelled(cancel):
                 return
             self.loader.prefetch([f for f in order[done : done + self.loader.depth] if f not in self.feature_cache])
-            result = self._track_frame(frame, reverse)
-            return_freed_memory()
-            yield result
+            yield self._track_frame(frame, reverse)
             if progress is not None:
                 progress(done, total)
 
@@ -343,6 +341,7 @@ class VideoSession:
             track.tracked[frame] = reverse
             out = track.cond[frame] if frame in track.cond else track.non_cond[frame]
             self.results.put(frame, track.obj_id, out.pred_masks, out.object_score_logits.item())
+        return_freed_memory()  # each tracked frame, also in streaming sessions
         return self._frame_result(frame)
 
     # ------------------------------------------------------------------ read-back

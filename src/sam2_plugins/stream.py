@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from .memory import return_freed_memory
 from .results import FrameResult
 from .session import VideoSession
 from .sources import StreamSource
@@ -45,7 +44,6 @@ class StreamSession(VideoSession):
         self._consolidate_prompts()
         result = self._track_frame(index, reverse=False)
         self._forget_before(index)
-        return_freed_memory()
         return result
 
     def _forget_before(self, index: int) -> None:

@@ -15,7 +15,7 @@ from typing import Callable
 import torch
 
 from .memory import FrameOutput, SpillDict, SpillPool
-from .model.common import resize_bilinear
+from .model.common import objects_one_at_a_time, resize_bilinear
 from .model.sam2 import ImageFeatures, Sam2Model
 
 
@@ -178,8 +178,8 @@ class Tracker:
                         self.conditioned.put(k, pix[j : j + 1])
             mask_inputs = mask if mask is not None else prev_logits
             num_points = 0 if points is None else points.labels.shape[1]
-            # heads and memory encoder: on CPU one object at a time (a batch of 16 was 2x slower per object)
-            step = 1 if model.device.type == "cpu" and points is None and mask_inputs is None else b
+            prompted = points is not None or mask_inputs is not None  # prompts come with a single object
+            step = 1 if objects_one_at_a_time(model.device) and not prompted else b
             for lo in range(0, b, step):
                 part = members[lo : lo + step]
                 sam = model.sam_heads(

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .common import objects_one_at_a_time
 from .transformer import RoPEAttention
 
 
@@ -79,7 +80,7 @@ class MemoryAttention(nn.Module):
         # objects of one frame share its features (an expanded batch): the first self-attention is common
         same_rows = curr.shape[0] > 1 and curr.stride(0) == 0 and curr_pos.stride(0) == 0
         x = curr + 0.1 * curr_pos
-        if curr.shape[0] > 1 and _one_object_at_a_time(x):
+        if curr.shape[0] > 1 and objects_one_at_a_time(x.device):
             shared = self.layers[0].attend_self(x[:1]) if same_rows else None
             return self.norm(torch.cat([
                 self._one_object(x[i : i + 1], memory[i : i + 1], memory_pos[i : i + 1], num_ptr_tokens, shared)
@@ -98,10 +99,3 @@ class MemoryAttention(nn.Module):
         for layer in self.layers[1:]:
             h = layer(h, memory, memory_pos, num_ptr_tokens)
         return h
-
-
-def _one_object_at_a_time(x: torch.Tensor) -> bool:
-    """CPU inference runs the objects one by one: each object's keys and scores then stay in cache
-    (a batch of 8 took 1.2x longer per extra object, mostly copies and rotations of key tensors too
-    large for the cache)."""
-    return x.device.type == "cpu" and not torch.is_grad_enabled() and not torch.compiler.is_compiling()
