@@ -272,3 +272,35 @@ def test_scene_edge_cases():
     assert make_scene_video(0, num_objects=0, num_frames=3).labels.max() == 0
     one = make_scene_video(0, num_objects=1, num_frames=3, height=48, width=64)
     assert one.frames.shape == (3, 48, 64, 3) and one.depth_order == [1]
+
+
+def test_scene_frames_subset_renders_the_same_motion_and_masks():
+    full = make_scene_video(3, num_frames=20)
+    part = make_scene_video(3, num_frames=20, frames=[15, 2, 9])
+    assert part.frames.shape == (3, *full.frames.shape[1:]) and part.amodal.shape[0] == 3
+    assert np.array_equal(part.labels, full.labels[[15, 2, 9]])  # same objects in the same places
+    assert np.array_equal(part.amodal, full.amodal[[15, 2, 9]])
+    diff = np.abs(part.frames.astype(int) - full.frames[[15, 2, 9]])
+    assert diff.mean() < 6 and diff.max() > 0  # same picture; only the pixel noise is drawn per frame
+    again = make_scene_video(3, num_frames=20, frames=[9])
+    assert np.array_equal(again.frames[0], part.frames[2])  # a frame looks the same whatever else is asked for
+    with pytest.raises(ValueError, match="frames must lie in"):
+        make_scene_video(3, num_frames=20, frames=[20])
+
+
+def test_training_scenes_render_only_the_clip_and_slow_down_with_length():
+    from sam2_plugins.train import SyntheticScenes
+
+    frames, labels = SyntheticScenes(num_frames=(16, 40))[5]
+    assert 16 <= len(frames) == len(labels) <= 40
+    clip = frames[[4, 5, 6]]
+    assert clip.shape[0] == 3 and clip.dtype == np.uint8 and labels[4].shape == clip.shape[1:3]
+
+    def speed(num_frames: int) -> float:  # mean centroid step of the objects, pixels per frame
+        sv = make_scene_video(11, num_frames=num_frames)
+        steps = [np.hypot(*np.subtract(*[np.argwhere(sv.amodal[t, k]).mean(0) for t in (i, i + 1)]))
+                 for k in range(sv.amodal.shape[1]) for i in range(num_frames - 1)
+                 if sv.amodal[i, k].any() and sv.amodal[i + 1, k].any()]
+        return float(np.median(steps))
+
+    assert speed(40) < 0.7 * speed(16)

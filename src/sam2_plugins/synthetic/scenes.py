@@ -4,6 +4,7 @@ background, occluding each other, with exact visible (modal) and full
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,12 +66,16 @@ def make_scene_video(
     width: int = 256,
     num_objects: int = 3,
     noise: float = 3.0,
+    frames: Sequence[int] | None = None,
 ) -> SceneVideo:
     """Generate a deterministic synthetic scene video for `seed`.
 
     Each object after the first passes over an object behind it around the
     middle of the sequence, so occlusions always happen when num_objects >= 2.
     `noise` is the std of the additive pixel noise in grey levels.
+    `frames`: render only these frame indices of the `num_frames`-long video
+    (in that order; motion is that of the whole video). Their noise is drawn
+    per frame, so they match each other across calls but not the full render.
     """
     if num_frames < 1 or height < 16 or width < 16 or num_objects < 0:
         raise ValueError("need num_frames >= 1, height/width >= 16 and num_objects >= 0")
@@ -87,28 +92,37 @@ def make_scene_video(
     k = np.arange(T, dtype=np.float64)
     pan_y = np.rint(pad + 0.8 * pad * np.sin(2 * np.pi * k / max(3 * T, 1) + rng.uniform(0, 6.3))).astype(int)
     pan_x = np.rint(pad + 0.8 * pad * np.sin(2 * np.pi * k / max(2 * T, 1) + rng.uniform(0, 6.3))).astype(int)
-    frames = np.empty((T, H, W, 3), np.float32)
-    labels = np.zeros((T, H, W), np.int32)
-    amodal = np.zeros((T, num_objects, H, W), bool)
     light = rng.normal(0, 1, 2)
     light /= np.hypot(*light) + 1e-9
-    for t in range(T):
+    chosen = list(range(T)) if frames is None else [int(t) for t in frames]
+    if any(not 0 <= t < T for t in chosen):
+        raise ValueError(f"frames must lie in [0, {T}): got {chosen}")
+    n = len(chosen)
+    image = np.empty((n, H, W, 3), np.float32)
+    labels = np.zeros((n, H, W), np.int32)
+    amodal = np.zeros((n, num_objects, H, W), bool)
+    for i, t in enumerate(chosen):
         canvas = background[pan_y[t] : pan_y[t] + H, pan_x[t] : pan_x[t] + W].copy()
         for oid in depth_order:
             s = shapes[oid]
             sl, inside, colour = _rasterise(s, t, H, W, light)
             if sl is None:
                 continue
-            amodal[t, oid - 1][sl] = inside
-            _cast_shadow(canvas, inside, sl, amodal[t, oid - 1])
-            cv, lv = canvas[sl], labels[t][sl]
+            amodal[i, oid - 1][sl] = inside
+            _cast_shadow(canvas, inside, sl, amodal[i, oid - 1])
+            cv, lv = canvas[sl], labels[i][sl]
             cv[inside] = colour[inside]
             lv[inside] = oid
-        frames[t] = canvas
-    frames = ndi.gaussian_filter(frames, (0, 0.6, 0.6, 0), truncate=2.0)
+        image[i] = canvas
+    image = ndi.gaussian_filter(image, (0, 0.6, 0.6, 0), truncate=2.0)
     if noise > 0:
-        frames += np.float32(noise / 255.0) * rng.standard_normal(frames.shape, dtype=np.float32)
-    out = np.clip(np.rint(frames * 255.0), 0, 255).astype(np.uint8)
+        scale = np.float32(noise / 255.0)
+        if frames is None:  # one draw for the whole video (the original stream)
+            image += scale * rng.standard_normal(image.shape, dtype=np.float32)
+        else:
+            for i, t in enumerate(chosen):
+                image[i] += scale * np.random.default_rng((seed, t)).standard_normal(image.shape[1:], np.float32)
+    out = np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
     kinds = {oid: s.kind for oid, s in shapes.items()}
     return SceneVideo(out, labels, depth_order, amodal, kinds, seed)
 

@@ -4,7 +4,8 @@
   the folder layout is documented in :mod:`sam2_plugins.train.folder`.
 * :class:`Trainer` / :class:`TrainSettings` -- the loop: clips through the memory, sampled
   clicks / boxes / masks with corrective clicks, focal + dice + IoU + presence losses,
-  progress callback, cancel, resumable atomic checkpoints.
+  progress callback, cancel, resumable atomic checkpoints; data-parallel over CPU processes
+  with :func:`run_workers` (:mod:`sam2_plugins.train.parallel`).
 * :class:`VideoDataset` -- the data protocol; :class:`SyntheticCells`, :class:`SyntheticScenes`,
   :class:`MixedDataset`, :class:`FolderDataset` implement it.
 * :mod:`sam2_plugins.train.micro_synthetic` -- recipe of the bundled ``micro-synthetic`` model;
@@ -25,6 +26,7 @@ from .finetune import checkpoint_path_for, finetune, load_trained
 from .folder import FolderDataset
 from .loop import Trainer, TrainSettings, lr_at
 from .losses import LossTerms, step_loss
+from .parallel import run_workers
 from .unroll import ClipPlan, PromptSettings, plan_clip, unroll_clip
 
 __all__ = [
@@ -47,6 +49,7 @@ __all__ = [
     "lr_at",
     "official_layout",
     "plan_clip",
+    "run_workers",
     "sample_clip",
     "save_model",
     "step_loss",

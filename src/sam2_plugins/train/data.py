@@ -72,25 +72,62 @@ class SyntheticCells:
 
 
 class SyntheticScenes:
-    """Seeded synthetic RGB scene videos (textured shapes, occlusions, camera pan)."""
+    """Seeded synthetic RGB scene videos (textured shapes, occlusions, camera pan).
 
-    def __init__(self, num_videos: int = 100_000, seed_base: int = 2_000_000, num_frames: int = 12,
-                 size: tuple[int, int] = (160, 288)) -> None:
+    ``num_frames`` (an int, or an inclusive (low, high) range drawn per video) sets how long
+    each video's motion takes: objects cross each other once per video, so longer videos move
+    more slowly per frame. Items are lazy: only the frames a clip asks for are rendered.
+    """
+
+    def __init__(self, num_videos: int = 100_000, seed_base: int = 2_000_000,
+                 num_frames: int | tuple[int, int] = 12, size: tuple[int, int] = (160, 288)) -> None:
         self.num_videos, self.seed_base, self.num_frames, self.size = num_videos, seed_base, num_frames, size
 
     def __len__(self) -> int:
         return self.num_videos
 
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        from ..synthetic import make_scene_video
-
+    def __getitem__(self, index: int) -> tuple[_LazyFrames, _LazyFrames]:
         seed = self.seed_base + int(index)
         r = np.random.default_rng(seed)
         h = int(r.integers(self.size[0], self.size[1] + 1))
         w = int(np.clip(h * r.uniform(1.0, 1.5), self.size[0], self.size[1] + 64))
-        sv = make_scene_video(seed, num_frames=self.num_frames, height=h, width=w,
-                              num_objects=int(r.integers(1, 6)), noise=float(r.uniform(1.0, 6.0)))
-        return sv.frames, sv.labels
+        num_objects = int(r.integers(1, 6))
+        noise = float(r.uniform(1.0, 6.0))
+        span = self.num_frames if isinstance(self.num_frames, tuple) else (self.num_frames, self.num_frames)
+        scene = _LazyScene(seed, dict(num_frames=int(r.integers(span[0], span[1] + 1)), height=h, width=w,
+                                      num_objects=num_objects, noise=noise))
+        return _LazyFrames(scene, "frames"), _LazyFrames(scene, "labels")
+
+
+class _LazyScene:
+    """One ``make_scene_video`` whose frames are rendered when asked for (the last request is kept)."""
+
+    def __init__(self, seed: int, kwargs: dict) -> None:
+        self.seed, self.kwargs = seed, kwargs
+        self.num_frames = int(kwargs["num_frames"])
+        self._last: tuple[tuple[int, ...], object] | None = None
+
+    def render(self, idx) -> object:
+        from ..synthetic import make_scene_video
+
+        chosen = tuple(int(t) for t in np.arange(self.num_frames)[idx].reshape(-1))
+        if self._last is None or self._last[0] != chosen:
+            self._last = (chosen, make_scene_video(self.seed, frames=chosen, **self.kwargs))
+        return self._last[1]
+
+
+class _LazyFrames:
+    """``frames`` or ``labels`` of a :class:`_LazyScene`, indexable by an int, slice or index list."""
+
+    def __init__(self, scene: _LazyScene, field: str) -> None:
+        self.scene, self.field = scene, field
+
+    def __len__(self) -> int:
+        return self.scene.num_frames
+
+    def __getitem__(self, idx) -> np.ndarray:
+        out = getattr(self.scene.render(idx), self.field)
+        return out[0] if np.ndim(idx) == 0 and not isinstance(idx, slice) else out
 
 
 class MixedDataset:

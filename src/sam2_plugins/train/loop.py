@@ -5,6 +5,9 @@ optimiser states, the step, and every random state (NumPy generator for data and
 torch's global generator for dropout), so ``resume=True`` continues exactly: the next step
 sees the same clip, prompts and dropout as an uninterrupted run. It is written atomically
 (temporary file + rename) every ``checkpoint_every`` steps, on cancel and at the end.
+
+Inside a process group (see :mod:`.parallel`) every process trains on its own clips and the
+gradients are averaged; rank 0 writes the checkpoint, which holds every rank's random state.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from ..cancel import is_cancelled
 from ..exports import atomic_file
 from ..model.sam2 import Sam2Model
 from .data import ClipSettings, VideoDataset, draw_clip
+from .parallel import any_process, average_gradients, broadcast_parameters, gather, world
 from .unroll import PromptSettings, plan_clip, unroll_clip
 
 ProgressFn = Callable[[int, int, dict], Any]
@@ -109,8 +113,11 @@ class Trainer:
                 p.requires_grad_(False)
         self.optimizer = torch.optim.AdamW(_param_groups(model, settings), lr=settings.lr, betas=(0.9, 0.999))
         self.step = 0
-        self.rng = np.random.default_rng(settings.seed)
-        torch.manual_seed(settings.seed)
+        self.rank, self.world_size = world()
+        broadcast_parameters(model)  # every process starts from rank 0's weights
+        # rank 0 keeps the single-process stream; the others draw different clips
+        self.rng = np.random.default_rng(settings.seed if self.rank == 0 else (settings.seed, self.rank))
+        torch.manual_seed(settings.seed + self.rank)
         self.history: list[dict] = []
 
     # ------------------------------------------------------------------ one step
@@ -142,6 +149,7 @@ class Trainer:
             for k, v in values.items():
                 totals[k] = totals.get(k, 0.0) + v / s.clips_per_step
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        average_gradients(params)
         if s.grad_clip > 0:
             totals["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, s.grad_clip))
         self.optimizer.step()
@@ -161,7 +169,7 @@ class Trainer:
     def run(self, progress: ProgressFn | None = None, cancel: Any = None) -> bool:
         """Train until ``settings.steps``; returns False when cancelled (a checkpoint is saved)."""
         while self.step < self.s.steps:
-            if is_cancelled(cancel):
+            if any_process(is_cancelled(cancel)):
                 self.save_checkpoint()
                 return False
             t0 = time.perf_counter()
@@ -178,22 +186,29 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def state(self) -> dict[str, Any]:
+        """The resumable state (in a process group: a collective call, every rank's random state)."""
+        rngs = gather((json.dumps(self.rng.bit_generator.state), torch.get_rng_state()))
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "step": self.step,
-            "numpy_rng": json.dumps(self.rng.bit_generator.state),
-            "torch_rng": torch.get_rng_state(),
+            "numpy_rng": rngs[0][0],
+            "torch_rng": rngs[0][1],
+            "rank_numpy_rngs": json.dumps([r[0] for r in rngs]),
+            "rank_torch_rngs": [r[1] for r in rngs],
             "settings": json.dumps(self.s.to_dict()),
             "config": json.dumps(self.model.config.to_dict()),
         }
 
     def save_checkpoint(self, path: str | Path | None = None) -> Path | None:
+        """Write the checkpoint (rank 0 writes; every rank must call this)."""
         path = Path(path) if path else self.checkpoint
         if path is None:
             return None
-        with atomic_file(path) as tmp:
-            torch.save(self.state(), tmp)
+        state = self.state()
+        if self.rank == 0:
+            with atomic_file(path) as tmp:
+                torch.save(state, tmp)
         return path
 
     def load_checkpoint(self, path: str | Path | None = None) -> None:
@@ -205,11 +220,16 @@ class Trainer:
         current.pop("name", None)
         if saved_cfg != current:
             raise ValueError(f"checkpoint {path} was made for a different model config")
+        numpy_rngs = json.loads(state.get("rank_numpy_rngs", "null")) or [state["numpy_rng"]]
+        torch_rngs = state.get("rank_torch_rngs") or [state["torch_rng"]]
+        if len(numpy_rngs) != self.world_size:
+            raise ValueError(f"checkpoint {path} was written by {len(numpy_rngs)} training process(es); "
+                             f"resume it with the same number (this run has {self.world_size})")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step = int(state["step"])
-        self.rng.bit_generator.state = json.loads(state["numpy_rng"])
-        torch.set_rng_state(state["torch_rng"])
+        self.rng.bit_generator.state = json.loads(numpy_rngs[self.rank])
+        torch.set_rng_state(torch_rngs[self.rank])
 
 
 def _piecewise(points, step: int) -> float:

@@ -6,7 +6,10 @@ One command reproduces it (same seed, same steps -> same weights on the same sof
 
 It writes ``micro-synthetic.safetensors`` (Meta's key layout) and ``micro-synthetic.config.json``
 (official config layout plus a ``training`` record), and keeps a resumable checkpoint
-(``--resume`` continues an interrupted run).
+(``--resume`` continues an interrupted run). ``--workers 2`` trains data-parallel in two
+processes, one core each: every step then averages the gradients of two clips, in about the
+same time. The number of workers is part of the recipe (another number gives other weights);
+the shipped weights come from one worker.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from ..model.sam2 import Sam2Model
 from .config_io import save_model
 from .data import ClipSettings, MixedDataset, SyntheticCells, SyntheticScenes
 from .loop import Trainer, TrainSettings
+from .parallel import run_workers
 from .scratch_init import scratch_init
 from .unroll import PromptSettings
 
@@ -48,6 +52,7 @@ def micro_config() -> Sam2Config:
 
 WARMUP_IMAGE_STEPS = 1500  # image-only steps first: the decoder learns to use clicks
 TOTAL_STEPS = 3400
+WORKERS = 1  # data-parallel processes, one clip each per step (the shipped weights: 1)
 
 
 def micro_settings(steps: int = TOTAL_STEPS, seed: int = 0) -> TrainSettings:
@@ -66,7 +71,8 @@ def micro_settings(steps: int = TOTAL_STEPS, seed: int = 0) -> TrainSettings:
 
 
 def micro_dataset() -> MixedDataset:
-    return MixedDataset([(SyntheticCells(), 0.6), (SyntheticScenes(), 0.4)], seed=0)
+    # scene videos of 16-40 frames: objects move at 0.6-1.5x the speed of the 24-frame evaluation videos
+    return MixedDataset([(SyntheticCells(), 0.6), (SyntheticScenes(num_frames=(16, 40)), 0.4)], seed=0)
 
 
 def init_model(cfg: Sam2Config, seed: int) -> Sam2Model:
@@ -76,11 +82,17 @@ def init_model(cfg: Sam2Config, seed: int) -> Sam2Model:
 
 
 def train_micro(out_dir: str | Path, *, steps: int = TOTAL_STEPS, seed: int = 0, resume: bool = False,
-                threads: int | None = 1, log=print) -> Path:
+                threads: int = 1, workers: int = WORKERS, log=print) -> Path:
+    """Train the recipe into ``out_dir``; returns the weights file."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if threads:
-        torch.set_num_threads(threads)
+    run_workers(workers, _train_worker, out_dir, steps, seed, resume, log, threads=threads)
+    return out_dir / f"{NAME}.safetensors"
+
+
+def _train_worker(rank: int, workers: int, out_dir: Path, steps: int, seed: int, resume: bool, log) -> None:
+    if rank != 0:
+        log = _silent
     settings = micro_settings(steps, seed)
     model = init_model(micro_config(), seed)
     ckpt = out_dir / f"{NAME}.ckpt"
@@ -104,12 +116,20 @@ def train_micro(out_dir: str | Path, *, steps: int = TOTAL_STEPS, seed: int = 0,
             window.clear()
 
     trainer.run(progress)
-    info = {"recipe": "sam2_plugins.train.micro_synthetic", "steps": steps, "seed": seed,
-            "settings": settings.to_dict(), "torch": torch.__version__,
-            "train_seconds_this_run": round(time.perf_counter() - t0, 1)}
-    weights, _ = save_model(model, out_dir / f"{NAME}.safetensors", info=info)
-    ckpt.unlink(missing_ok=True)  # kept only while a run is unfinished (for --resume)
-    return weights
+    if rank == 0:
+        info = {"recipe": "sam2_plugins.train.micro_synthetic", "steps": steps, "seed": seed, "workers": workers,
+                "settings": settings.to_dict(), "torch": torch.__version__,
+                "train_seconds_this_run": round(time.perf_counter() - t0, 1)}
+        save_model(model, out_dir / f"{NAME}.safetensors", info=info)
+        ckpt.unlink(missing_ok=True)  # kept only while a run is unfinished (for --resume)
+
+
+def _silent(*_args) -> None:
+    pass
+
+
+def _print_flush(line: str) -> None:
+    print(line, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,12 +137,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="src/sam2_plugins/weights/", help="output folder")
     parser.add_argument("--steps", type=int, default=TOTAL_STEPS)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (1 is fastest on a busy 2-core machine)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per worker")
+    parser.add_argument("--workers", type=int, default=WORKERS,
+                        help="data-parallel training processes (part of the recipe: changes the weights)")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     args = parser.parse_args(argv)
     path = train_micro(args.out, steps=args.steps, seed=args.seed, resume=args.resume, threads=args.threads,
-                       log=lambda s: print(s, flush=True))
+                       workers=args.workers, log=_print_flush)
     print(f"wrote {path}", file=sys.stderr)
     return 0
 
