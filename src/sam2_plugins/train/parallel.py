@@ -11,7 +11,6 @@ overhead), two processes train on twice the clips in about the same time.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -98,5 +97,4 @@ def run_workers(num_workers: int, fn: Callable[..., Any], *args: Any, threads: i
 
     with tempfile.TemporaryDirectory(prefix="sam2-train-") as tmp:
         rendezvous = str(Path(tmp) / "rendezvous")
-        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
         mp.spawn(_entry, args=(num_workers, rendezvous, threads, fn, args), nprocs=num_workers, join=True)
