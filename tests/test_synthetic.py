@@ -296,7 +296,7 @@ def test_training_scenes_render_only_the_clip_and_slow_down_with_length():
     clip = frames[[4, 5, 6]]
     assert clip.shape[0] == 3 and clip.dtype == np.uint8 and labels[4].shape == clip.shape[1:3]
 
-    def speed(num_frames: int) -> float:  # mean centroid step of the objects, pixels per frame
+    def speed(num_frames: int) -> float:  # median centroid step of the objects, pixels per frame
         sv = make_scene_video(11, num_frames=num_frames)
         steps = [np.hypot(*np.subtract(*[np.argwhere(sv.amodal[t, k]).mean(0) for t in (i, i + 1)]))
                  for k in range(sv.amodal.shape[1]) for i in range(num_frames - 1)

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..preprocess import to_model_input
+
+if TYPE_CHECKING:
+    from ..synthetic import SceneVideo
 
 
 @runtime_checkable
@@ -105,9 +108,9 @@ class _LazyScene:
     def __init__(self, seed: int, kwargs: dict) -> None:
         self.seed, self.kwargs = seed, kwargs
         self.num_frames = int(kwargs["num_frames"])
-        self._last: tuple[tuple[int, ...], object] | None = None
+        self._last: tuple[tuple[int, ...], SceneVideo] | None = None
 
-    def render(self, idx) -> object:
+    def render(self, idx) -> SceneVideo:
         from ..synthetic import make_scene_video
 
         chosen = tuple(int(t) for t in np.arange(self.num_frames)[idx].reshape(-1))
