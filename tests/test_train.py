@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from sam2_plugins.train import (
     SyntheticCells,
     Trainer,
     TrainSettings,
+    batch_clips,
     official_layout,
     sample_clip,
     step_loss,
@@ -110,6 +112,51 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_clip():
         opt.step()
     assert losses[-1] < 0.7 * losses[0], losses
     assert all(p.grad is None or torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_clips_of_two_videos_train_as_one_batch_with_the_same_results():
+    """A batch of clips from different videos gives each object what its own clip would."""
+    model = init_model(micro_config(), seed=0).eval()  # no dropout: runs are comparable
+    cells = SyntheticCells(num_videos=4, num_frames=3, size=(64, 64))
+    settings = ClipSettings(clip_len=3, max_objects=2, augment=False)
+    clips = [sample_clip(*cells[i], 256, settings, np.random.default_rng(i)) for i in (0, 1)]
+    batch = batch_clips(clips)
+    assert batch.pixels.shape[0] == 6 and batch.object_clip == [0] * len(clips[0].object_ids) + [1] * len(
+        clips[1].object_ids)
+    plan = ClipPlan([0], {0: "mask"})  # GT-mask prompts: nothing random, so the runs can be compared
+
+    def run(clip):
+        return unroll_clip(model, clip.pixels, clip.gt, plan, PromptSettings(), torch.Generator().manual_seed(0),
+                           np.random.default_rng(0), ptr_frames=16, object_clip=clip.object_clip)
+
+    with torch.no_grad():
+        together = run(batch)
+        alone = [run(c) for c in clips]
+    for t in range(3):
+        separate = torch.cat([r.masks[t] for r in alone])
+        assert torch.allclose(together.masks[t], separate, atol=1e-3)
+        # objects of the other video would be segmented if features were mixed up
+        assert not torch.allclose(separate, torch.cat([alone[0].masks[t][:1]] * separate.shape[0]), atol=1e-3)
+
+
+def test_pan_augmentation_slides_the_crop_window_across_the_clip():
+    frames = np.zeros((6, 200, 200, 3), np.float32)
+    labels = np.zeros((6, 200, 200), np.int32)
+    labels[:, 90:110, 90:110] = 1  # a static square in a static video
+    frames[labels > 0] = 1.0
+    settings = ClipSettings(clip_len=6, max_objects=1, max_zoom=1.6)
+
+    def steps(pan: float) -> list[float]:
+        out = []
+        for seed in range(12):
+            clip = sample_clip(frames, labels, 128, replace(settings, pan_prob=pan), np.random.default_rng(seed))
+            ys, xs = zip(*(np.argwhere(m[0, 0].numpy()).mean(0) for m in clip.gt))
+            out.append(float(np.hypot(np.diff(ys), np.diff(xs)).max()))
+        return out
+
+    assert max(steps(0.0)) < 0.5  # without pan the square stays put
+    panned = steps(1.0)
+    assert max(panned) > 3.0 and sum(v > 1.0 for v in panned) >= 3, panned
 
 
 def test_training_after_tracking_with_the_same_model():

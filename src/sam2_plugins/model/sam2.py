@@ -35,6 +35,10 @@ class ImageFeatures:
     def index(self, i: int) -> "ImageFeatures":
         return ImageFeatures(self.embed[i : i + 1], self.pos[i : i + 1], [f[i : i + 1] for f in self.high_res])
 
+    def select(self, indices: torch.Tensor) -> "ImageFeatures":
+        """The features of the given frames, in that order (one row per index)."""
+        return ImageFeatures(self.embed[indices], self.pos[indices], [f[indices] for f in self.high_res])
+
     def expand(self, batch: int) -> "ImageFeatures":
         return ImageFeatures(
             self.embed.expand(batch, -1, -1, -1),

@@ -19,6 +19,7 @@ from .data import (
     SyntheticCells,
     SyntheticScenes,
     VideoDataset,
+    batch_clips,
     draw_clip,
     sample_clip,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "VideoDataset",
     "checkpoint_path_for",
     "config_path_for",
+    "batch_clips",
     "draw_clip",
     "finetune",
     "load_trained",

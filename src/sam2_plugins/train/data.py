@@ -161,15 +161,36 @@ class ClipSettings:
     min_object_pixels: int = 12  # an object must show this many pixels on the first frame
     augment: bool = True
     max_zoom: float = 1.4  # random crop of 1/zoom of each side, then resized to the model input
+    pan_prob: float = 0.0  # chance that a zoomed clip's crop window slides across the video (camera pan)
     image_prob: float = 0.0  # chance that a step trains on one frame (SAM-style, more objects)
     image_max_objects: int = 8
+    videos_per_step: int = 1  # clips of different videos run as one batch (shared prompt plan)
+    images_per_step: int = 1  # frames of different videos in one single-frame step
 
 
 @dataclass
 class Clip:
-    pixels: torch.Tensor  # (T, 3, S, S) normalised model input
+    """One or more clips of the same length, batched by object.
+
+    ``pixels`` holds K clips one after another (clip k, frame t at row k * T + t);
+    ``object_clip[j]`` says which clip object j belongs to (None: a single clip).
+    """
+
+    pixels: torch.Tensor  # (K * T, 3, S, S) normalised model input
     gt: torch.Tensor  # (T, B, 1, S, S) bool
     object_ids: list[int]
+    object_clip: list[int] | None = None
+
+
+def batch_clips(clips: Sequence[Clip]) -> Clip:
+    """Several clips as one batch of objects (cut to the shortest clip's length)."""
+    if len(clips) == 1:
+        return clips[0]
+    length = min(c.gt.shape[0] for c in clips)
+    pixels = torch.cat([c.pixels[:length] for c in clips])  # (K * T, 3, S, S)
+    gt = torch.cat([c.gt[:length] for c in clips], 1)  # (T, sum B, 1, S, S)
+    object_clip = [k for k, c in enumerate(clips) for _ in c.object_ids]
+    return Clip(pixels, gt, [i for c in clips for i in c.object_ids], object_clip)
 
 
 def _photometric(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -198,7 +219,15 @@ def sample_clip(frames, labels, size: int, s: ClipSettings, rng: np.random.Gener
         zoom = float(rng.uniform(1.0, s.max_zoom)) if rng.random() < 0.5 else 1.0
         ch, cw = max(16, round(h / zoom)), max(16, round(w / zoom))
         y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
-        lab, rgb = lab[:, y0 : y0 + ch, x0 : x0 + cw], rgb[:, y0 : y0 + ch, x0 : x0 + cw]
+        if length > 1 and zoom > 1.0 and s.pan_prob > 0 and rng.random() < s.pan_prob:
+            # the window moves in a straight line from (y0, x0) to a second random origin
+            y1, x1 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+            ys = np.rint(np.linspace(y0, y1, length)).astype(int)
+            xs = np.rint(np.linspace(x0, x1, length)).astype(int)
+            lab = np.stack([lab[t, y : y + ch, x : x + cw] for t, (y, x) in enumerate(zip(ys, xs))])
+            rgb = np.stack([rgb[t, y : y + ch, x : x + cw] for t, (y, x) in enumerate(zip(ys, xs))])
+        else:
+            lab, rgb = lab[:, y0 : y0 + ch, x0 : x0 + cw], rgb[:, y0 : y0 + ch, x0 : x0 + cw]
         if rng.random() < 0.5:
             lab, rgb = lab[:, :, ::-1], rgb[:, :, ::-1]
         if rng.random() < 0.5:
@@ -223,8 +252,15 @@ def sample_clip(frames, labels, size: int, s: ClipSettings, rng: np.random.Gener
 
 def draw_clip(dataset: VideoDataset, size: int, s: ClipSettings, rng: np.random.Generator,
               max_tries: int = 50) -> Clip:
-    """Sample videos until one yields a clip with at least one object."""
+    """A training batch: ``videos_per_step`` clips (or ``images_per_step`` single frames with
+    chance ``image_prob``), each from a video with at least one visible object."""
     single = s.image_prob > 0 and rng.random() < s.image_prob
+    count = s.images_per_step if single else s.videos_per_step
+    return batch_clips([_draw_one(dataset, size, s, rng, single, max_tries) for _ in range(max(1, count))])
+
+
+def _draw_one(dataset: VideoDataset, size: int, s: ClipSettings, rng: np.random.Generator, single: bool,
+              max_tries: int) -> Clip:
     for _ in range(max_tries):
         frames, labels = dataset[int(rng.integers(len(dataset)))]
         clip = sample_clip(frames, labels, size, s, rng, single)

@@ -140,7 +140,7 @@ class Trainer:
             aux_w = s.attn_aux_weight * max(0.0, 1.0 - self.step / s.attn_aux_steps) if s.attn_aux_steps else 0.0
             res = unroll_clip(model, clip.pixels.to(device), clip.gt.to(device), plan, s.prompts, gen, self.rng,
                               ptr_frames=s.ptr_frames, autocast=s.autocast, loss_size=s.loss_size,
-                              attn_aux=aux_w > 0, focal_alpha=self._focal_alpha())
+                              attn_aux=aux_w > 0, focal_alpha=self._focal_alpha(), object_clip=clip.object_clip)
             ((res.loss.total + aux_w * res.aux) / s.clips_per_step).backward()
             values = res.loss.as_floats()
             values["attn_aux"] = float(res.aux.detach())

@@ -142,10 +142,13 @@ def unroll_clip(
     loss_size: int | None = None,
     attn_aux: bool = False,
     focal_alpha: float = 0.25,
+    object_clip: list[int] | None = None,
 ) -> ClipResult:
     """Run a clip and return its summed loss.
 
     pixels (T, 3, S, S) normalised model input; gt (T, B, 1, S, S) bool target masks of B objects.
+    A batch of K clips: pixels (K * T, 3, S, S), clip after clip, and ``object_clip`` naming
+    each object's clip (see :func:`~sam2_plugins.train.data.batch_clips`); they share ``plan``.
     ``ptr_frames``: the video length assumed for the object pointers' temporal code (SAM 2
     uses the clip length in training; pass the typical inference length to match inference).
     ``loss_size``: side at which mask losses are taken (None: the input size, as SAM 2); smaller
@@ -172,12 +175,14 @@ def unroll_clip(
         first_prompt_token = 2 + model.sam_mask_decoder.num_mask_tokens if cfg.pred_obj_scores else \
             1 + model.sam_mask_decoder.num_mask_tokens
         probe = ClickAttentionProbe(model, first_prompt_token)
+    # row of pixels of object j on frame t: row0[j] + t
+    row0 = None if object_clip is None else torch.tensor(object_clip, device=device) * num_frames
     masks: list[torch.Tensor | None] = [None] * num_frames
     scores: list[torch.Tensor | None] = [None] * num_frames
     order = plan.init_cond + [t for t in range(num_frames) if t not in plan.init_cond]
     for t in order:
         target = gt[t]
-        feats = all_feats.index(t).expand(b)
+        feats = all_feats.index(t).expand(b) if row0 is None else all_feats.select(row0 + t)
         is_init = t in plan.init_cond
         kind = plan.kinds.get(t)
         coords = labels = None
