@@ -184,6 +184,16 @@ def _small_settings(steps: int) -> TrainSettings:
     )
 
 
+def test_steps_whose_frames_all_get_their_gt_mask_do_not_stop_training():
+    # GT-mask prompts on every frame of a 2-frame clip leave nothing to learn; the run goes on
+    settings = replace(_small_settings(8), clip=ClipSettings(clip_len=2, max_objects=1),
+                       prompts=PromptSettings(prob_points=0.0, max_init_cond_frames=2))
+    trainer = Trainer(init_model(micro_config(), seed=0), SyntheticCells(num_videos=3, num_frames=2, size=(64, 64)),
+                      settings)
+    assert trainer.run()
+    assert trainer.step == 8 and all(np.isfinite(m["loss"]) for m in trainer.history)
+
+
 def test_resume_continues_at_the_same_step_with_the_same_loss(tmp_path):
     data = SyntheticCells(num_videos=50, num_frames=4, size=(64, 96))
     ckpt = tmp_path / "run.ckpt"
@@ -293,16 +303,17 @@ def test_finetune_cli_writes_a_loadable_model_and_resumes(tmp_path):
     parser = cli.add_finetune_arguments(argparse.ArgumentParser())
     out = tmp_path / "tuned.safetensors"
     base = ["--data", str(tmp_path / "data"), "--init", str(MICRO_WEIGHTS), "--init-config", str(MICRO_CONFIG),
-            "--out", str(out), "--steps", "2", "--clip-len", "2", "--max-objects", "1",
+            "--out", str(out), "--steps", "2", "--clip-len", "2", "--max-objects", "1", "--batch", "2",
             "--correction-points", "1", "--device", "cpu", "--no-autocast"]
     assert cli.run_finetune(parser.parse_args(base)) == 0
     cfg_path = tmp_path / "tuned.config.json"
     assert out.is_file() and cfg_path.is_file()
     assert json.loads(cfg_path.read_text())["training"]["steps"] == 2
+    assert json.loads(cfg_path.read_text())["training"]["settings"]["clip"]["videos_per_step"] == 2
     model = load_model(out, config=cfg_path, device="cpu")
     assert model.config == parse_config(MICRO_CONFIG)
     assert (tmp_path / "tuned.ckpt").is_file()
-    assert cli.run_finetune(parser.parse_args(base[:-9] + ["--steps", "3", "--resume", "--clip-len", "2",
+    assert cli.run_finetune(parser.parse_args(base[:-11] + ["--steps", "3", "--resume", "--clip-len", "2",
                                                            "--max-objects", "1", "--correction-points", "1",
                                                            "--device", "cpu", "--no-autocast"])) == 0
     assert json.loads(cfg_path.read_text())["training"]["steps"] == 3

@@ -29,6 +29,9 @@ def add_finetune_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     parser.add_argument("--lr", type=float, default=2e-5, help="peak learning rate (default: %(default)s)")
     parser.add_argument("--clip-len", type=int, default=8, help="frames per training clip (default: %(default)s)")
     parser.add_argument("--max-objects", type=int, default=3, help="objects per clip (default: %(default)s)")
+    parser.add_argument("--batch", type=int, default=1, metavar="CLIPS",
+                        help="clips of different videos per step, run as one batch; pays off on a GPU "
+                             "(default: %(default)s)")
     parser.add_argument("--correction-points", type=int, default=7,
                         help="corrective clicks per corrected frame (default: %(default)s)")
     parser.add_argument("--freeze-image-encoder", action="store_true", help="train only the rest of the model")
@@ -74,7 +77,7 @@ def run_finetune(args: argparse.Namespace) -> int:
     try:
         path = finetune(
             args.data, init=args.init, out=args.out, steps=args.steps, init_config=args.init_config, lr=args.lr,
-            clip_len=args.clip_len, max_objects=args.max_objects, correction_points=args.correction_points,
+            clip_len=args.clip_len, max_objects=args.max_objects, batch=args.batch, correction_points=args.correction_points,
             freeze_image_encoder=args.freeze_image_encoder, mix_synthetic=args.mix_synthetic,
             checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume,
             device=args.device, autocast=False if args.no_autocast else None, seed=args.seed,

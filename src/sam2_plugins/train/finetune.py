@@ -48,6 +48,7 @@ def finetune(
     lr: float = 2e-5,
     clip_len: int = 8,
     max_objects: int = 3,
+    batch: int = 1,
     correction_points: int = 7,
     freeze_image_encoder: bool = False,
     mix_synthetic: float = 0.0,
@@ -69,7 +70,8 @@ def finetune(
     Training follows SAM 2's recipe (see :mod:`sam2_plugins.train.unroll`): 8-frame clips,
     mask / click / box prompts with corrective clicks, focal + dice + IoU + presence losses,
     AdamW with warm-up and cosine decay, gradient clipping at 0.1. ``mix_synthetic`` (0..1)
-    mixes that fraction of synthetic cell movies in. ``progress(step, total, metrics)`` is
+    mixes that fraction of synthetic cell movies in. ``batch``: clips of different videos per
+    optimizer step, run as one batch (worth it where the device has parallel headroom: a GPU). ``progress(step, total, metrics)`` is
     called after each step; ``cancel`` (an Event or a callable) stops between steps.
     """
     from .. import load_model
@@ -80,6 +82,8 @@ def finetune(
         raise ValueError(f"--out must name a .safetensors file, got {out}")
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
+    if batch < 1:
+        raise ValueError(f"batch must be at least 1 clip, got {batch}")
     data = FolderDataset(data_dir)
     dataset = data if mix_synthetic <= 0 else MixedDataset([(data, 1 - mix_synthetic), (SyntheticCells(), mix_synthetic)],
                                                           seed=seed)
@@ -90,7 +94,7 @@ def finetune(
     settings = TrainSettings(
         steps=steps, lr=lr, warmup_steps=min(50, max(1, steps // 20)), autocast=autocast,
         freeze_image_encoder=freeze_image_encoder, checkpoint_every=checkpoint_every, seed=seed,
-        clip=ClipSettings(clip_len=clip_len, max_objects=max_objects),
+        clip=ClipSettings(clip_len=clip_len, max_objects=max_objects, videos_per_step=batch),
         prompts=replace(PromptSettings(), num_correction_points=correction_points),
     )
     ckpt = Path(checkpoint) if checkpoint else checkpoint_path_for(out)

@@ -141,7 +141,9 @@ class Trainer:
             res = unroll_clip(model, clip.pixels.to(device), clip.gt.to(device), plan, s.prompts, gen, self.rng,
                               ptr_frames=s.ptr_frames, autocast=s.autocast, loss_size=s.loss_size,
                               attn_aux=aux_w > 0, focal_alpha=self._focal_alpha(), object_clip=clip.object_clip)
-            ((res.loss.total + aux_w * res.aux) / s.clips_per_step).backward()
+            loss = (res.loss.total + aux_w * res.aux) / s.clips_per_step
+            if loss.requires_grad:  # False when every frame of the clip was given its GT mask
+                loss.backward()
             values = res.loss.as_floats()
             values["attn_aux"] = float(res.aux.detach())
             values["miou"] = _mean_iou(res.masks, clip.gt)
