@@ -64,7 +64,9 @@ def micro_settings(steps: int = TOTAL_STEPS, seed: int = 0) -> TrainSettings:
         image_prob_schedule=((0, 1.0), (warm, 1.0), (warm + 1, 0.2), (steps, 0.2)),
         attn_aux_weight=1.0, attn_aux_steps=warm,
         focal_alpha_start=0.98, focal_alpha_steps=warm,
-        clip=ClipSettings(clip_len=8, max_objects=3, image_max_objects=12),
+        # up to 8 objects per video clip (more tracks and distractors per encoded clip), and half the
+        # zoomed clips pan the crop window: every object moves, so memory must follow content
+        clip=ClipSettings(clip_len=8, max_objects=8, image_max_objects=12, pan_prob=0.5),
         prompts=PromptSettings(prob_points=0.9, prob_box=0.25, max_init_cond_frames=2, max_corrected_frames=2,
                                num_correction_points=1, prob_correct_from_gt=0.1),
     )
