@@ -77,7 +77,8 @@ def run_finetune(args: argparse.Namespace) -> int:
     try:
         path = finetune(
             args.data, init=args.init, out=args.out, steps=args.steps, init_config=args.init_config, lr=args.lr,
-            clip_len=args.clip_len, max_objects=args.max_objects, batch=args.batch, correction_points=args.correction_points,
+            clip_len=args.clip_len, max_objects=args.max_objects, batch=args.batch,
+            correction_points=args.correction_points,
             freeze_image_encoder=args.freeze_image_encoder, mix_synthetic=args.mix_synthetic,
             checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume,
             device=args.device, autocast=False if args.no_autocast else None, seed=args.seed,

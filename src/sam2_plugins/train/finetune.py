@@ -71,8 +71,9 @@ def finetune(
     mask / click / box prompts with corrective clicks, focal + dice + IoU + presence losses,
     AdamW with warm-up and cosine decay, gradient clipping at 0.1. ``mix_synthetic`` (0..1)
     mixes that fraction of synthetic cell movies in. ``batch``: clips of different videos per
-    optimizer step, run as one batch (worth it where the device has parallel headroom: a GPU). ``progress(step, total, metrics)`` is
-    called after each step; ``cancel`` (an Event or a callable) stops between steps.
+    optimizer step, run as one batch (worth it where the device has parallel headroom: a GPU).
+    ``progress(step, total, metrics)`` is called after each step; ``cancel`` (an Event or a
+    callable) stops between steps.
     """
     from .. import load_model
     from ..api import pick_device
