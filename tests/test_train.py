@@ -23,6 +23,7 @@ from sam2_plugins.train import (
     Trainer,
     TrainSettings,
     batch_clips,
+    draw_clip,
     official_layout,
     sample_clip,
     step_loss,
@@ -123,6 +124,8 @@ def test_clips_of_two_videos_train_as_one_batch_with_the_same_results():
     batch = batch_clips(clips)
     assert batch.pixels.shape[0] == 6 and batch.object_clip == [0] * len(clips[0].object_ids) + [1] * len(
         clips[1].object_ids)
+    images = draw_clip(cells, 256, replace(settings, image_prob=1.0, images_per_step=2), np.random.default_rng(0))
+    assert images.gt.shape[0] == 1 and images.pixels.shape[0] == 2 and set(images.object_clip) == {0, 1}
     plan = ClipPlan([0], {0: "mask"})  # GT-mask prompts: nothing random, so the runs can be compared
 
     def run(clip):

@@ -224,8 +224,8 @@ def sample_clip(frames, labels, size: int, s: ClipSettings, rng: np.random.Gener
             y1, x1 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
             ys = np.rint(np.linspace(y0, y1, length)).astype(int)
             xs = np.rint(np.linspace(x0, x1, length)).astype(int)
-            lab = np.stack([lab[t, y : y + ch, x : x + cw] for t, (y, x) in enumerate(zip(ys, xs))])
-            rgb = np.stack([rgb[t, y : y + ch, x : x + cw] for t, (y, x) in enumerate(zip(ys, xs))])
+            windows = list(enumerate(zip(ys, xs)))
+            lab, rgb = (np.stack([a[t, y : y + ch, x : x + cw] for t, (y, x) in windows]) for a in (lab, rgb))
         else:
             lab, rgb = lab[:, y0 : y0 + ch, x0 : x0 + cw], rgb[:, y0 : y0 + ch, x0 : x0 + cw]
         if rng.random() < 0.5:

@@ -120,7 +120,7 @@ def evaluate_cells(model, seeds, *, num_frames: int = 30, verbose: bool = False)
         all_ious += ious
         switches += sw
         tracks += len(scores)
-        per_video.append({"seed": int(seed), "style": style, "J": float(np.mean(ious)) if ious else float("nan"),
+        per_video.append({"seed": int(seed), "style": style, "J": _mean(ious),
                           "tracks": len(scores), "switches": sw, "sec": round(time.perf_counter() - t0, 1)})
         if verbose:
             print(f"  cells seed {seed} ({style}): J {per_video[-1]['J']:.3f}, {len(scores)} tracks, "
@@ -139,7 +139,7 @@ def evaluate_scenes(model, seeds, *, num_frames: int = 24, verbose: bool = False
         ious = [v for s in scores.values() for v in s.ious]
         clicked += [s.ious[0] for s in scores.values()]
         all_ious += ious
-        per_video.append({"seed": int(seed), "J": float(np.mean(ious)) if ious else float("nan"),
+        per_video.append({"seed": int(seed), "J": _mean(ious),
                           "objects": len(scores)})
         if verbose:
             print(f"  scene seed {seed}: J {per_video[-1]['J']:.3f}", file=sys.stderr)
