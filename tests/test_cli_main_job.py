@@ -40,3 +40,18 @@ def test_readme_main_job_tracks_the_sample_and_exports(tmp_path, capsys):
     assert validate_sequence(str(out / "ctc"))["Valid"] == 1
     printed = capsys.readouterr().out
     assert "labels.tif" in printed and "session.sam2session" in printed
+
+
+def test_non_overlap_flag_changes_tracking(tmp_path):
+    """--non-overlap turns SAM 2's non-overlap rule for memories on; the default (and --overlap) is off."""
+    runs = {}
+    for flag in ("--non-overlap", "--overlap"):
+        out = tmp_path / flag.strip("-")
+        assert main(["track", "sample", "--out", str(out), "--quiet", "--format", "labels", flag]) == 0
+        runs[flag] = tifffile.imread(out / "labels.tif")
+    default = tmp_path / "default"
+    assert main(["track", "sample", "--out", str(default), "--quiet", "--format", "labels"]) == 0
+    assert np.array_equal(tifffile.imread(default / "labels.tif"), runs["--overlap"])
+    assert not np.array_equal(runs["--non-overlap"], runs["--overlap"])  # the rule changes later frames
+    assert np.array_equal(runs["--non-overlap"][0], runs["--overlap"][0])  # not the clicked frame
+

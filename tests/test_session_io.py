@@ -63,3 +63,22 @@ def test_interrupted_save_keeps_the_previous_file(micro_model, reference, tmp_pa
         save_session(s, path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["a.sam2session"]
+
+
+def test_the_non_overlap_rule_is_saved_with_the_session(micro_model, reference, tmp_path):
+    frames = reference["frames"]
+
+    def prompted(**options):
+        s = micro_model.open_video(frames, **options)
+        s.add_points(0, 1, [[35, 30]], [1])
+        s.add_box(0, 2, [20, 15, 110, 80])  # overlaps object 1
+        return s
+
+    s = prompted(non_overlap_memory=True)
+    path = save_session(s, tmp_path / "rule.sam2session")
+    with_rule = {x.frame_index: x.logits for x in s.propagate()}
+    without_rule = {x.frame_index: x.logits for x in prompted().propagate()}
+    assert any(np.abs(with_rule[f] - without_rule[f]).max() > 0.1 for f in with_rule)  # the rule matters here
+    restored = {x.frame_index: x.logits for x in load_session(path, micro_model, frames).propagate()}
+    for f in with_rule:
+        np.testing.assert_allclose(restored[f], with_rule[f], atol=LOGIT_TOL)

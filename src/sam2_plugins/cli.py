@@ -40,6 +40,13 @@ def _parser() -> argparse.ArgumentParser:
     track.add_argument("--image-size", type=int, default=None,
                        help="working resolution (multiple of 32; e.g. 512 for a 1024 model: tiny ran 7.3x faster "
                             "per frame, less accurate on small objects; see benchmarks/RESULTS.md)")
+    overlap = track.add_mutually_exclusive_group()
+    overlap.add_argument("--non-overlap", dest="non_overlap", action="store_const", const=True, default=None,
+                         help="each pixel belongs to at most one object in the tracker's memory: keeps touching "
+                              "cells apart; objects that pass behind others may be lost more often (SAM 2's "
+                              "non_overlap_masks_for_mem_enc; default: the model config's, off for the shipped ones)")
+    overlap.add_argument("--overlap", dest="non_overlap", action="store_const", const=False,
+                         help="objects' memories may overlap (SAM 2's default)")
     track.add_argument("--channels", help="for multichannel data: up to three channel indices, e.g. 0,2")
     track.add_argument("--fps", type=float, default=10.0, help="frame rate of the overlay video")
     track.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -95,7 +102,7 @@ def run_track(args: argparse.Namespace) -> int:
     model = load_model(args.model, config=args.config, device=args.device, image_size=args.image_size)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    session = model.open_video(source, channels=channels)
+    session = model.open_video(source, channels=channels, non_overlap_memory=args.non_overlap)
     apply_prompts(session, prompts)
     cancel = threading.Event()
     with tqdm(total=None, desc="tracking", unit="frame", disable=args.quiet) as bar:

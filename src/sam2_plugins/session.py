@@ -8,6 +8,11 @@
 
 Frames are read and preprocessed on demand (with a small prefetch), encoder features live
 in a byte-bounded LRU cache, and per-frame memories in a byte-bounded pool that spills to disk.
+
+``non_overlap_memory`` (default: the model config's ``non_overlap_masks_for_mem_enc``) gives
+each pixel to at most one object in what the memory encoder sees, so touching objects (cells
+in a colony) do not drift into each other's tracks. It shapes memory only: a frame's reported
+masks are those its decoder made, and the rule acts through the frames that follow.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import torch
 
 from .cancel import is_cancelled
 from .frames import FrameLoader
-from .memory import FeatureCache, SpillPool, return_freed_memory
+from .memory import FeatureCache, FrameOutput, SpillPool, return_freed_memory
 from .model.common import resize_bilinear
 from .model.sam2 import NO_OBJ_SCORE, ImageFeatures, Sam2Model
 from .prompts import validate_box, validate_mask, validate_points
@@ -46,6 +51,7 @@ class VideoSession:
         memory_mb: float = 256,
         spill_dir: str | None = None,
         prefetch: int = 2,
+        non_overlap_memory: bool | None = None,
     ) -> None:
         self.model = model
         if isinstance(source, StreamSource):
@@ -60,6 +66,8 @@ class VideoSession:
         self.pool = SpillPool(int(memory_mb * MB), spill_dir)
         self.loader = FrameLoader(self.source, model.image_size, model.device, prefetch)
         self.tracker = Tracker(model, self._features, lambda: self.num_frames, self.pool)
+        if non_overlap_memory is not None:  # default: the model config's non_overlap_masks_for_mem_enc
+            self.tracker.non_overlap_memory = bool(non_overlap_memory)
         self.results = ResultStore(self.height, self.width)
         self.tracks: dict[int, ObjectTrack] = {}
 
@@ -246,10 +254,18 @@ class VideoSession:
         if not self.tracks:
             raise RuntimeError("nothing to propagate: add points, a box or a mask on some frame first")
         with self.model.precision():
+            prompted: dict[int, list[FrameOutput]] = {}  # frame -> outputs prompted since the last run
+            for track in self.tracks.values():
+                for frame, out in track.pending.items():
+                    prompted.setdefault(frame, []).append(out)
+            for frame, outs in sorted(prompted.items()):
+                # memories still missing; with the non-overlap rule, all of the frame's (they interact)
+                exclusive = self.tracker.non_overlap_memory and len(outs) > 1
+                todo = outs if exclusive else [o for o in outs if o.maskmem_features is None]
+                if todo:
+                    self.tracker.encode_prompted(frame, todo)
             for track in self.tracks.values():
                 for frame, out in sorted(track.pending.items()):
-                    if out.maskmem_features is None:
-                        self.tracker.encode_pending(track, frame, out)
                     track.cond[frame] = out
                 track.pending.clear()
                 for frame in track.cond:

@@ -66,6 +66,7 @@ def save_session(session: VideoSession, path: "str | Path") -> Path:
         "video": {"description": session.source.description, "num_frames": session.num_frames,
                   "height": session.height, "width": session.width},
         "normalizer": session.normalizer.to_dict(),
+        "tracking": {"non_overlap_memory": session.tracker.non_overlap_memory},
         "objects": objects,
     }
     buffer = io.BytesIO()
@@ -104,6 +105,7 @@ def load_session(path: "str | Path", model, source: Any, **options: Any) -> Vide
         diff = {k for k, v in saved.to_dict().items() if k != "name" and ours.get(k) != v}
         raise ValueError(f"{path} was made with a different model (config differs in: {', '.join(sorted(diff))})")
     normalizer = IntensityNormalizer.from_dict(meta["normalizer"])
+    options.setdefault("non_overlap_memory", meta.get("tracking", {}).get("non_overlap_memory"))
     session = model.open_video(source, normalizer=normalizer, **options)
     video = meta["video"]
     if (session.num_frames, session.height, session.width) != (video["num_frames"], video["height"], video["width"]):

@@ -3,7 +3,9 @@
 The rules are those of Meta's ``SAM2VideoPredictor`` with ``add_all_frames_to_correct_as_cond``:
 a prompt on any frame makes it a conditioning frame of that object. Objects that share the
 same memory layout on a frame run memory attention, the decoder and the memory encoder as
-one batch.
+one batch. With ``non_overlap_memory`` (SAM 2's ``non_overlap_masks_for_mem_enc``), each pixel
+belongs to at most one object in what the memory encoder sees: where another object of the
+same frame scores higher, an object's logits are clamped below zero before its memory is made.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import torch
 
 from .memory import FrameOutput, SpillDict, SpillPool
 from .model.common import objects_one_at_a_time, resize_bilinear
-from .model.sam2 import ImageFeatures, Sam2Model
+from .model.sam2 import ImageFeatures, Sam2Model, SamOutput
 
 
 @dataclass
@@ -71,6 +73,7 @@ class Tracker:
         self.pool = pool
         self._maskmem_pos: torch.Tensor | None = None
         self.conditioned = ConditionedCache(max_bytes=64 << 20)
+        self.non_overlap_memory = bool(self.cfg.non_overlap_masks_for_mem_enc)
 
     def new_track(self, obj_id: int) -> ObjectTrack:
         return ObjectTrack(obj_id, self.pool.new_dict())
@@ -151,8 +154,9 @@ class Tracker:
         feats = self.features(frame)
         if mask is not None and self.cfg.use_mask_input_as_output_without_sam:
             sam = model.mask_as_output(feats.embed, feats.high_res, mask)
-            return [self._slice(sam, self._memory_of(sam, feats, False, run_mem_encoder), 0)]
+            return [self._slice(sam, self._memory_of(sam, sam.high_res_masks, feats, False, run_mem_encoder), 0)]
         outputs: list[FrameOutput | None] = [None] * len(tracks)
+        decoded: list[tuple[list[int], SamOutput]] = []
         if is_init_cond_frame:
             groups = {(): list(range(len(tracks)))}
             layouts = None
@@ -187,17 +191,29 @@ class Tracker:
                     None if points is None else points.coords, None if points is None else points.labels,
                     mask_inputs, multimask=model.use_multimask(is_init_cond_frame, num_points),
                 )
-                memory = self._memory_of(sam, feats, points is not None, run_mem_encoder)
-                for j, i in enumerate(part):
-                    outputs[i] = self._slice(sam, memory, j)
+                decoded.append((part, sam))
+        # every object is decoded before any memory is made: the non-overlap rule needs them all
+        masks = self._memory_masks([sam.high_res_masks for _, sam in decoded])
+        for (part, sam), high_res in zip(decoded, masks):
+            memory = self._memory_of(sam, high_res, feats, points is not None, run_mem_encoder)
+            for j, i in enumerate(part):
+                outputs[i] = self._slice(sam, memory, j)
         return outputs  # type: ignore[return-value]
 
-    def _memory_of(self, sam, feats: ImageFeatures, from_points: bool, run: bool) -> torch.Tensor | None:
+    def _memory_masks(self, batches: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The high-res logits the memory encoder sees, per batch (non-overlapping if enabled)."""
+        if not self.non_overlap_memory or sum(b.shape[0] for b in batches) < 2:
+            return batches
+        exclusive = exclusive_logits(torch.cat(batches))  # (N, 1, S, S) over all objects of the frame
+        return list(exclusive.split([b.shape[0] for b in batches]))
+
+    def _memory_of(self, sam, high_res: torch.Tensor, feats: ImageFeatures, from_points: bool,
+                   run: bool) -> torch.Tensor | None:
         """Memories (B, mem_dim, h, w) of a batch's predictions, or None when not wanted yet."""
         if not run or self.cfg.num_maskmem == 0:
             return None
-        b = sam.high_res_masks.shape[0]
-        return self._encode(feats.embed.expand(b, -1, -1, -1), sam.high_res_masks, sam.object_score_logits, from_points)
+        b = high_res.shape[0]
+        return self._encode(feats.embed.expand(b, -1, -1, -1), high_res, sam.object_score_logits, from_points)
 
     @staticmethod
     def _slice(sam, memory: torch.Tensor | None, j: int) -> FrameOutput:
@@ -216,12 +232,25 @@ class Tracker:
             self._maskmem_pos = pos[:1].float().clone()
         return feats.to(torch.bfloat16)  # stored as SAM 2 stores memories
 
-    def encode_pending(self, track: ObjectTrack, frame: int, out: FrameOutput) -> None:
-        """Memory for a prompted frame, from its low-res logits (binarised, as SAM 2 does)."""
+    def encode_prompted(self, frame: int, outs: list[FrameOutput]) -> None:
+        """Memories for the objects prompted on one frame, from their low-res logits (binarised,
+        as SAM 2 does), as one batch."""
         feats = self.features(frame)
         size = self.model.image_size
-        high = resize_bilinear(out.pred_masks.to(self.model.device), (size, size))
-        out.maskmem_features = self._encode(feats.embed, high, out.object_score_logits.to(high.device), True)
+        device = self.model.device
+        high = resize_bilinear(torch.cat([o.pred_masks for o in outs]).to(device), (size, size))  # (N, 1, S, S)
+        (high,) = self._memory_masks([high])
+        scores = torch.cat([o.object_score_logits for o in outs]).to(device)
+        memory = self._encode(feats.embed.expand(len(outs), -1, -1, -1), high, scores, True)
+        for j, out in enumerate(outs):
+            out.maskmem_features = memory[j : j + 1]
+
+
+def exclusive_logits(logits: torch.Tensor) -> torch.Tensor:
+    """(N, ...) logits of N objects: where another object scores higher, at most -10 (SAM 2's rule)."""
+    winner = logits.argmax(0, keepdim=True)
+    own = torch.arange(logits.shape[0], device=logits.device).view(-1, *([1] * (logits.dim() - 1)))
+    return torch.where(winner == own, logits, logits.clamp(max=-10.0))
 
 
 def _closest_cond_frames(frame: int, cond: dict[int, FrameOutput], max_num: int):

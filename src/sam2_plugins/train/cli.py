@@ -32,6 +32,9 @@ def add_finetune_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     parser.add_argument("--batch", type=int, default=1, metavar="CLIPS",
                         help="clips of different videos per step, run as one batch; pays off on a GPU "
                              "(default: %(default)s)")
+    parser.add_argument("--max-stride", type=int, default=1, metavar="K",
+                        help="clips take every k-th frame, k random in 1..K: learns faster motion than "
+                             "the data shows (default: %(default)s)")
     parser.add_argument("--correction-points", type=int, default=7,
                         help="corrective clicks per corrected frame (default: %(default)s)")
     parser.add_argument("--freeze-image-encoder", action="store_true", help="train only the rest of the model")
@@ -78,6 +81,7 @@ def run_finetune(args: argparse.Namespace) -> int:
         path = finetune(
             args.data, init=args.init, out=args.out, steps=args.steps, init_config=args.init_config, lr=args.lr,
             clip_len=args.clip_len, max_objects=args.max_objects, batch=args.batch,
+            max_stride=args.max_stride,
             correction_points=args.correction_points,
             freeze_image_encoder=args.freeze_image_encoder, mix_synthetic=args.mix_synthetic,
             checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume,

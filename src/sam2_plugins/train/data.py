@@ -162,6 +162,7 @@ class ClipSettings:
     augment: bool = True
     max_zoom: float = 1.4  # random crop of 1/zoom of each side, then resized to the model input
     pan_prob: float = 0.0  # chance that a zoomed clip's crop window slides across the video (camera pan)
+    max_stride: int = 1  # video clips take every k-th frame, k drawn from 1..max_stride (faster motion)
     image_prob: float = 0.0  # chance that a step trains on one frame (SAM-style, more objects)
     image_max_objects: int = 8
     videos_per_step: int = 1  # clips of different videos run as one batch (shared prompt plan)
@@ -210,8 +211,12 @@ def sample_clip(frames, labels, size: int, s: ClipSettings, rng: np.random.Gener
     total = len(labels)
     length = 1 if single_frame else min(s.clip_len, total)
     max_objects = s.image_max_objects if single_frame else s.max_objects
-    start = int(rng.integers(0, total - length + 1))
-    idx = list(range(start, start + length))
+    stride = 1
+    if length > 1 and s.max_stride > 1:  # no draw otherwise: recipes without strides reproduce
+        stride = int(rng.integers(1, max(1, min(s.max_stride, (total - 1) // (length - 1))) + 1))
+    span = (length - 1) * stride + 1
+    start = int(rng.integers(0, total - span + 1))
+    idx = list(range(start, start + span, stride))
     lab = np.asarray(labels[idx])
     rgb = to_rgb01(np.asarray(frames[idx]))
     h, w = lab.shape[1:]

@@ -18,6 +18,8 @@ Protocol
   Reported per 100 clicked tracks.
 * Scenes: a 24-frame ``make_scene_video`` (192 x 256, 3 occluding objects); one click per
   object visible on frame 0; J over frames where the object is visible.
+* ``--non-overlap`` tracks with the session's ``non_overlap_memory`` rule on (SAM 2's
+  ``non_overlap_masks_for_mem_enc``); by default the model config decides (off for ours).
 
 Held-out seeds start at 10_000_000 (training uses the 1_000_000 and 2_000_000 ranges).
 """
@@ -57,13 +59,14 @@ def _descendants(lineage: dict[int, int], root: int) -> set[int]:
     return out
 
 
-def track_video(model, frames: np.ndarray, labels: np.ndarray, *, min_pixels: int = 10) -> dict[int, np.ndarray]:
+def track_video(model, frames: np.ndarray, labels: np.ndarray, *, min_pixels: int = 10,
+                non_overlap: bool | None = None) -> dict[int, np.ndarray]:
     """Click every object of frame 0 once, propagate, return obj_id -> (T, H, W) bool masks."""
     ids = [int(i) for i, c in zip(*np.unique(labels[0], return_counts=True)) if i and c >= min_pixels]
     masks = {i: np.zeros(labels.shape, bool) for i in ids}
     if not ids:
         return masks
-    with model.open_video(frames) as session:
+    with model.open_video(frames, non_overlap_memory=non_overlap) as session:
         for i in ids:
             x, y = interior_point(labels[0] == i)
             session.add_points(0, obj_id=i, points=[[x, y]], labels=[1])
@@ -105,7 +108,8 @@ def score_tracks(masks: dict[int, np.ndarray], labels: np.ndarray, lineage: dict
     return out
 
 
-def evaluate_cells(model, seeds, *, num_frames: int = 30, verbose: bool = False) -> dict:
+def evaluate_cells(model, seeds, *, num_frames: int = 30, non_overlap: bool | None = None,
+                   verbose: bool = False) -> dict:
     from ..synthetic import make_timelapse
 
     all_ious, clicked, switches, tracks, per_video = [], [], 0, 0, []
@@ -113,7 +117,8 @@ def evaluate_cells(model, seeds, *, num_frames: int = 30, verbose: bool = False)
         style = "phase" if seed % 2 else "fluorescence"
         tl = make_timelapse(int(seed), num_frames=num_frames, style=style)
         t0 = time.perf_counter()
-        scores = score_tracks(track_video(model, tl.frames, tl.labels), tl.labels, tl.lineage)
+        scores = score_tracks(track_video(model, tl.frames, tl.labels, non_overlap=non_overlap), tl.labels,
+                              tl.lineage)
         ious = [v for s in scores.values() for v in s.ious]
         sw = sum(s.switches for s in scores.values())
         clicked += [s.ious[0] for s in scores.values()]  # every clicked cell exists on frame 0
@@ -129,13 +134,14 @@ def evaluate_cells(model, seeds, *, num_frames: int = 30, verbose: bool = False)
             "switches_per_100_tracks": 100.0 * switches / max(tracks, 1), "videos": per_video}
 
 
-def evaluate_scenes(model, seeds, *, num_frames: int = 24, verbose: bool = False) -> dict:
+def evaluate_scenes(model, seeds, *, num_frames: int = 24, non_overlap: bool | None = None,
+                    verbose: bool = False) -> dict:
     from ..synthetic import make_scene_video
 
     all_ious, clicked, per_video = [], [], []
     for seed in seeds:
         sv = make_scene_video(int(seed), num_frames=num_frames)
-        scores = score_tracks(track_video(model, sv.frames, sv.labels), sv.labels)
+        scores = score_tracks(track_video(model, sv.frames, sv.labels, non_overlap=non_overlap), sv.labels)
         ious = [v for s in scores.values() for v in s.ious]
         clicked += [s.ious[0] for s in scores.values()]
         all_ious += ious
@@ -159,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenes", type=int, default=8, help="number of held-out scene videos")
     parser.add_argument("--seed", type=int, default=EVAL_SEED_BASE, help="first held-out seed")
     parser.add_argument("--image-size", type=int, default=None, help="working resolution (default: the model's)")
+    parser.add_argument("--non-overlap", action="store_const", const=True, default=None,
+                        help="track with the non-overlap rule for memories (touching cells)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--json", default=None, help="also write the full results here")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -172,18 +180,23 @@ def main(argv: list[str] | None = None) -> int:
     model = load_model(args.model, config=args.config, device="cpu", image_size=args.image_size)
     t0 = time.perf_counter()
     seeds = range(args.seed, args.seed + max(args.cells, args.scenes))
-    results = {"model": args.model, "image_size": model.image_size}
+    results = {"model": args.model, "image_size": model.image_size,
+               "non_overlap_memory": bool(model.config.non_overlap_masks_for_mem_enc if args.non_overlap is None
+                                          else args.non_overlap)}
     if args.cells:
-        results["cells"] = evaluate_cells(model, list(seeds)[: args.cells], verbose=args.verbose)
+        results["cells"] = evaluate_cells(model, list(seeds)[: args.cells], non_overlap=args.non_overlap,
+                                          verbose=args.verbose)
         c = results["cells"]
         print(f"cells:  J = {c['J']:.3f} over {c['tracks']} tracks in {args.cells} movies "
               f"(clicked frame: {c['J_clicked_frame']:.3f}); "
               f"identity switches = {c['switches_per_100_tracks']:.2f} per 100 tracks ({c['switches']})")
     if args.scenes:
-        results["scenes"] = evaluate_scenes(model, list(seeds)[: args.scenes], verbose=args.verbose)
+        results["scenes"] = evaluate_scenes(model, list(seeds)[: args.scenes], non_overlap=args.non_overlap,
+                                            verbose=args.verbose)
         sc = results["scenes"]
         print(f"scenes: J = {sc['J']:.3f} over {args.scenes} videos (clicked frame: {sc['J_clicked_frame']:.3f})")
-    print(f"({time.perf_counter() - t0:.0f} s)")
+    rule = "on" if results["non_overlap_memory"] else "off"
+    print(f"(non-overlap rule for memories: {rule}; {time.perf_counter() - t0:.0f} s)")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(results, fh, indent=1)

@@ -49,6 +49,7 @@ def finetune(
     clip_len: int = 8,
     max_objects: int = 3,
     batch: int = 1,
+    max_stride: int = 1,
     correction_points: int = 7,
     freeze_image_encoder: bool = False,
     mix_synthetic: float = 0.0,
@@ -72,6 +73,8 @@ def finetune(
     AdamW with warm-up and cosine decay, gradient clipping at 0.1. ``mix_synthetic`` (0..1)
     mixes that fraction of synthetic cell movies in. ``batch``: clips of different videos per
     optimizer step, run as one batch (worth it where the device has parallel headroom: a GPU).
+    ``max_stride``: clips take every k-th frame, k drawn from 1..max_stride, so the model also
+    learns motion faster than the data's frame rate shows.
     ``progress(step, total, metrics)`` is called after each step; ``cancel`` (an Event or a
     callable) stops between steps.
     """
@@ -85,6 +88,8 @@ def finetune(
         raise ValueError(f"steps must be at least 1, got {steps}")
     if batch < 1:
         raise ValueError(f"batch must be at least 1 clip, got {batch}")
+    if max_stride < 1:
+        raise ValueError(f"max_stride must be at least 1 frame, got {max_stride}")
     data = FolderDataset(data_dir)
     dataset = data if mix_synthetic <= 0 else MixedDataset([(data, 1 - mix_synthetic), (SyntheticCells(), mix_synthetic)],
                                                           seed=seed)
@@ -95,7 +100,8 @@ def finetune(
     settings = TrainSettings(
         steps=steps, lr=lr, warmup_steps=min(50, max(1, steps // 20)), autocast=autocast,
         freeze_image_encoder=freeze_image_encoder, checkpoint_every=checkpoint_every, seed=seed,
-        clip=ClipSettings(clip_len=clip_len, max_objects=max_objects, videos_per_step=batch),
+        clip=ClipSettings(clip_len=clip_len, max_objects=max_objects, videos_per_step=batch,
+                          max_stride=max_stride),
         prompts=replace(PromptSettings(), num_correction_points=correction_points),
     )
     ckpt = Path(checkpoint) if checkpoint else checkpoint_path_for(out)
