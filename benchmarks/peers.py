@@ -18,25 +18,34 @@ def transformers_tracker(model, dtype=torch.float32):
     return peer.eval().to(dtype)
 
 
-def run_peer(peer, pixels: torch.Tensor, height: int, width: int, clicks, dtype=torch.float32):
-    """Prompt each object with one click on frame 0 and propagate; returns (seconds per frame list, masks)."""
+def run_peer(peer, pixels: torch.Tensor, height: int, width: int, clicks, dtype=torch.float32, device="cpu"):
+    """Prompt each object with one click on frame 0 and propagate; returns (seconds per frame list, masks).
+
+    On a GPU the video, the features and the tracking state all stay on it, and each frame's
+    time ends when the GPU has finished it."""
     from transformers.models.sam2_video.modeling_sam2_video import Sam2VideoInferenceSession
 
     size = pixels.shape[-1]
-    session = Sam2VideoInferenceSession(video=pixels.to(dtype), video_height=height, video_width=width, dtype=dtype)
+    device = torch.device(device)
+    session = Sam2VideoInferenceSession(video=pixels.to(device, dtype), video_height=height, video_width=width,
+                                        inference_device=device, inference_state_device=device,
+                                        video_storage_device=device, dtype=dtype)
     times, masks = [], {}
     with torch.inference_mode():
         for obj_id, (x, y) in enumerate(clicks, start=1):
             idx = session.obj_id_to_idx(obj_id)
-            coords = torch.tensor([[[[x / width * size, y / height * size]]]], dtype=torch.float32)
-            session.add_point_inputs(idx, 0, {"point_coords": coords, "point_labels": torch.ones(1, 1, 1, dtype=torch.int32)})
+            coords = torch.tensor([[[[x / width * size, y / height * size]]]], dtype=torch.float32, device=device)
+            labels = torch.ones(1, 1, 1, dtype=torch.int32, device=device)
+            session.add_point_inputs(idx, 0, {"point_coords": coords, "point_labels": labels})
             session.obj_with_new_inputs = [obj_id]
             peer(session, frame_idx=0)
         start = time.perf_counter()
         for out in peer.propagate_in_video_iterator(session, start_frame_idx=0):
+            if device.type == "cuda":
+                torch.cuda.synchronize()
             now = time.perf_counter()
             times.append(now - start)
             start = now
             low = out.pred_masks.float()
-            masks[out.frame_idx] = (torch.nn.functional.interpolate(low, (height, width), mode="bilinear") > 0)[:, 0].numpy()
+            masks[out.frame_idx] = (torch.nn.functional.interpolate(low, (height, width), mode="bilinear") > 0)[:, 0].cpu().numpy()
     return times, masks

@@ -40,19 +40,20 @@ def test_auto_dtype_rules():
     assert pick_dtype(torch.device("cpu"), "float32") == torch.float32
 
 
-def test_bf16_masks_agree_with_fp32_on_the_small_models_synthetic_videos():
-    """The shipped model, one click per object, on a synthetic scene and a synthetic time-lapse (12 frames)."""
-    from sam2_plugins.synthetic import make_scene_video, make_timelapse
-    from sam2_plugins.train.evaluate import track_video
+def test_bf16_masks_agree_with_fp32_on_the_small_models_synthetic_videos(tmp_path):
+    """`evaluate --bf16-agreement`: the shipped model, one click per object, bfloat16 against float32
+    tracking on a synthetic scene and a synthetic time-lapse (12 frames each)."""
+    import json
 
-    fp32 = load_model("micro-synthetic", device="cpu", dtype="float32")
-    bf16 = load_model("micro-synthetic", device="cpu", dtype="bfloat16")
-    scene = make_scene_video(10_000_123, num_frames=12)
-    cells = make_timelapse(10_000_124, num_frames=12)
-    for video in (scene, cells):
-        a, b = track_video(fp32, video.frames, video.labels), track_video(bf16, video.frames, video.labels)
-        assert a.keys() == b.keys() and a
-        # Jaccard of each object's whole track (pixels of all frames together): frames where the
-        # model has lost an object down to a few pixels would otherwise score 0 or 1 at random
-        scores = [_jaccard(a[i], b[i]) for i in a]
-        assert np.mean(scores) >= 0.98, scores
+    from sam2_plugins.train.evaluate import main
+
+    out = tmp_path / "results.json"
+    # agreement seeds start at --seed + 120: held-out seed 10_000_123
+    assert main(["--cells", "0", "--scenes", "0", "--bf16-agreement", "1", "--seed", "10000003",
+                 "--json", str(out)]) == 0
+    results = json.loads(out.read_text())
+    assert results["device"] == "cpu"
+    # Jaccard of each object's whole track (pixels of all frames together): frames where the
+    # model has lost an object down to a few pixels would otherwise score 0 or 1 at random
+    for kind in ("scenes", "cells"):
+        assert results["bf16_agreement"][kind]["mean"] >= 0.98, results["bf16_agreement"]

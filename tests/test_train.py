@@ -142,6 +142,58 @@ def test_clips_of_two_videos_train_as_one_batch_with_the_same_results():
         assert not torch.allclose(separate, torch.cat([alone[0].masks[t][:1]] * separate.shape[0]), atol=1e-3)
 
 
+def test_clips_carry_every_instance_of_each_frame_row_by_row():
+    """The full label map (for the instance-grouping loss) matches the objects' targets, clip by clip."""
+    cells = SyntheticCells(num_videos=4, num_frames=3, size=(64, 64))
+    settings = ClipSettings(clip_len=3, max_objects=2)
+    clips = [sample_clip(*cells[i], 256, settings, np.random.default_rng(i)) for i in (0, 1)]
+    batch = batch_clips(clips)
+    assert batch.labels.shape == (6, 256, 256) and batch.labels.dtype == torch.int64
+    for k, clip in enumerate(clips):
+        for j, oid in enumerate(clip.object_ids):
+            for t in range(3):
+                ours = batch.labels[k * 3 + t] == oid
+                target = clip.gt[t, j, 0]
+                assert (ours & target).sum() / (ours | target).sum() > 0.8
+        # other cells of the frame are there too, not only the chosen objects
+        assert set(clip.labels[0].unique().tolist()) - {0} >= set(clip.object_ids)
+
+
+def test_instance_grouping_loss_rewards_features_that_separate_instances():
+    from sam2_plugins.train.instance_aux import instance_grouping_loss
+
+    labels = torch.zeros(2, 64, 64, dtype=torch.int64)
+    labels[:, 10:30, 10:30] = 1
+    labels[:, 30:50, 10:30] = 2  # touching the first
+    labels[1, 40:60, 40:60] = 7
+    grouped = torch.nn.functional.one_hot(
+        torch.nn.functional.interpolate(labels[:, None].float(), size=(16, 16))[:, 0].long(), 8
+    ).permute(0, 3, 1, 2).float()  # each instance (and background) its own direction
+    mixed = torch.randn(2, 8, 16, 16, generator=torch.Generator().manual_seed(0))
+    good = instance_grouping_loss([grouped], labels)
+    bad = instance_grouping_loss([mixed], labels)
+    assert good < 0.01 < 0.5 < bad
+    # learnable: gradient steps on the features lower it
+    feats = mixed.clone().requires_grad_(True)
+    opt = torch.optim.Adam([feats], lr=0.1)
+    for _ in range(30):
+        opt.zero_grad()
+        loss = instance_grouping_loss([feats], labels)
+        loss.backward()
+        opt.step()
+    assert instance_grouping_loss([feats.detach()], labels) < 0.5 * bad
+    # one group only (background everywhere): nothing to separate
+    assert instance_grouping_loss([mixed], torch.zeros_like(labels)) == 0
+
+
+def test_training_steps_with_the_instance_loss_run_and_report_it():
+    settings = replace(_small_settings(2), instance_aux_weight=1.0)
+    trainer = Trainer(init_model(micro_config(), seed=0), SyntheticCells(num_videos=3, num_frames=2, size=(64, 64)),
+                      settings)
+    assert trainer.run()
+    assert all(np.isfinite(m["instance"]) and m["instance"] > 0 for m in trainer.history)
+
+
 def test_pan_augmentation_slides_the_crop_window_across_the_clip():
     frames = np.zeros((6, 200, 200, 3), np.float32)
     labels = np.zeros((6, 200, 200), np.int32)

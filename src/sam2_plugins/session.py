@@ -199,15 +199,17 @@ class VideoSession:
 
     def _frame_result(self, frame: int) -> FrameResult:
         """Masks of every object on a frame from their newest outputs (absent objects: NO_OBJ_SCORE)."""
-        size = self.model.image_size // 4
+        size, device = self.model.image_size // 4, self.model.device
         lows = []
         for track in self.tracks.values():
             out = track.latest_output(frame)
-            lows.append(out.pred_masks.cpu() if out is not None else torch.full((1, 1, size, size), NO_OBJ_SCORE))
+            lows.append(out.pred_masks.to(device) if out is not None
+                        else torch.full((1, 1, size, size), NO_OBJ_SCORE, device=device))
         if not lows:
             return FrameResult(frame, [], np.zeros((0, self.height, self.width), np.float32))
+        # upsampled where the model runs (a GPU does 64 objects' 1080p maps at once), one copy back
         logits = resize_bilinear(torch.cat(lows).float(), (self.height, self.width))[:, 0]
-        return FrameResult(frame, self.object_ids, logits.numpy())
+        return FrameResult(frame, self.object_ids, logits.cpu().numpy())
 
     # ------------------------------------------------------------------ editing
     def remove_object(self, obj_id: int) -> None:

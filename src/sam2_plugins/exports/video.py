@@ -7,7 +7,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, Iterable, Union
 
-import av
 import numpy as np
 
 from ._atomic import ExportCancelled, atomic_file, is_cancelled
@@ -167,6 +166,8 @@ def write_overlay_video(
 
 
 def _encode(tmp, read_frame, read_labels, total, rate, alpha, contours, crf, preset, progress, cancel) -> None:
+    import av  # PyAV loads FFmpeg: only when a video is written
+
     container = av.open(os.fspath(tmp), mode="w", format="mp4", options={"movflags": "+faststart"})
     try:
         stream = None

@@ -181,6 +181,7 @@ class Clip:
     gt: torch.Tensor  # (T, B, 1, S, S) bool
     object_ids: list[int]
     object_clip: list[int] | None = None
+    labels: torch.Tensor | None = None  # (K * T, S, S) int64 every instance of each frame (0 = background)
 
 
 def batch_clips(clips: Sequence[Clip]) -> Clip:
@@ -191,7 +192,10 @@ def batch_clips(clips: Sequence[Clip]) -> Clip:
     pixels = torch.cat([c.pixels[:length] for c in clips])  # (K * T, 3, S, S)
     gt = torch.cat([c.gt[:length] for c in clips], 1)  # (T, sum B, 1, S, S)
     object_clip = [k for k, c in enumerate(clips) for _ in c.object_ids]
-    return Clip(pixels, gt, [i for c in clips for i in c.object_ids], object_clip)
+    labels = None
+    if all(c.labels is not None for c in clips):
+        labels = torch.cat([c.labels[:length] for c in clips])  # (K * T, S, S), rows as pixels
+    return Clip(pixels, gt, [i for c in clips for i in c.object_ids], object_clip, labels)
 
 
 def _photometric(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -251,8 +255,9 @@ def sample_clip(frames, labels, size: int, s: ClipSettings, rng: np.random.Gener
     if masks.shape[-2:] != (size, size):
         masks = F.interpolate(masks, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
     gt = (masks >= 0.5)[:, :, None]
+    every = F.interpolate(lab_t[:, None].float(), size=(size, size), mode="nearest")[:, 0].long()  # (T, S, S)
     pixels = to_model_input(np.ascontiguousarray(rgb), size)
-    return Clip(pixels, gt, chosen)
+    return Clip(pixels, gt, chosen, labels=every)
 
 
 def draw_clip(dataset: VideoDataset, size: int, s: ClipSettings, rng: np.random.Generator,

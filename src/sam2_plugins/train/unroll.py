@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from ..model.common import resize_bilinear
 from ..model.sam2 import ImageFeatures, Sam2Model, SamOutput
+from .instance_aux import instance_grouping_loss
 from .losses import LossTerms, step_loss
 from .prompts import click_in, corrective_click, noisy_box
 
@@ -79,6 +80,7 @@ class ClipResult:
     aux: torch.Tensor  # click-attention warm-up loss (0 unless requested)
     masks: list[torch.Tensor]  # per frame, (B, 1, S, S) final mask logits (detached)
     scores: list[torch.Tensor]  # per frame, (B, 1) object-score logits (detached)
+    instance: torch.Tensor  # instance-grouping loss of the image features (0 unless requested)
 
 
 def _closest_cond(frame: int, cond: dict[int, _Memory], max_num: int):
@@ -143,6 +145,7 @@ def unroll_clip(
     attn_aux: bool = False,
     focal_alpha: float = 0.25,
     object_clip: list[int] | None = None,
+    labels: torch.Tensor | None = None,
 ) -> ClipResult:
     """Run a clip and return its summed loss.
 
@@ -154,6 +157,8 @@ def unroll_clip(
     ``loss_size``: side at which mask losses are taken (None: the input size, as SAM 2); smaller
     sides compare the bilinearly upsampled low-res logits with area-downsampled (soft) targets.
     ``attn_aux``: also return the click-attention warm-up loss (see :mod:`.attn_aux`).
+    ``labels`` (rows as ``pixels``, (K * T, S, S) instance ids): also return the instance-grouping
+    loss of the image features (see :mod:`.instance_aux`).
     """
     num_frames, b = gt.shape[0], gt.shape[1]
     size = pixels.shape[-1]
@@ -164,6 +169,9 @@ def unroll_clip(
     amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast)
     with amp:
         all_feats = model.encode_image(pixels)
+    instance = torch.zeros((), device=device)
+    if labels is not None:
+        instance = instance_grouping_loss([all_feats.embed, *all_feats.high_res], labels)
     cond: dict[int, _Memory] = {}
     non_cond: dict[int, _Memory] = {}
     loss = LossTerms.zero(device)
@@ -241,4 +249,4 @@ def unroll_clip(
         scores[t] = sam.object_score_logits.detach().float()
     if probe is not None:
         probe.close()
-    return ClipResult(loss, aux, masks, scores)  # type: ignore[arg-type]
+    return ClipResult(loss, aux, masks, scores, instance)  # type: ignore[arg-type]

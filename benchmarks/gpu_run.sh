@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Everything we measure on a lent GPU, in one call (GPU time is scarce): correctness first, then
+# where the time goes, then speed. Results land in $OUT (default /tmp/gpu_out) as they come.
+#
+#     OUT=/tmp/gpu_out bash benchmarks/gpu_run.sh
+set -u
+OUT=${OUT:-/tmp/gpu_out}
+FRAMES=${FRAMES:-24}
+mkdir -p "$OUT"
+cd "$(dirname "$0")/.."
+export PYTHONPATH="$PWD/src:$PWD/benchmarks${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+nvidia-smi -L
+python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"
+
+# 1. The shipped model on the GPU (bfloat16): held-out numbers, and agreement with CPU float32.
+timeout 60 python3 -m sam2_plugins.train.evaluate --device cuda --cells 3 --scenes 3 --bf16-agreement 3 \
+    --json "$OUT/evaluate_cuda.json" 2>&1 | tee "$OUT/evaluate_cuda.log"
+
+# 2. Where the time goes: profiles of steady-state frames, tiny, 1 and 64 objects (uncompiled).
+timeout 80 python3 benchmarks/bench_gpu.py --models sam2.1-hiera-tiny --objects 1 64 --frames 20 \
+    --profile "$OUT" 2>&1 | grep -v USDT | tee "$OUT/profile.log"
+
+# 3. Frames/s, uncompiled (compiled: set COMPILE=both), then the peer.
+timeout "${BENCH_SECONDS:-150}" python3 benchmarks/bench_gpu.py --compile "${COMPILE:-off}" --peer \
+    --frames "$FRAMES" --out "$OUT/gpu_results.md" 2>&1 | tee "$OUT/bench.log"
