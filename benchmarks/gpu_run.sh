@@ -23,3 +23,7 @@ timeout 80 python3 benchmarks/bench_gpu.py --models sam2.1-hiera-tiny --objects 
 # 3. Frames/s, uncompiled (compiled: set COMPILE=both), then the peer.
 timeout "${BENCH_SECONDS:-150}" python3 benchmarks/bench_gpu.py --compile "${COMPILE:-off}" --peer \
     --frames "$FRAMES" --out "$OUT/gpu_results.md" 2>&1 | tee "$OUT/bench.log"
+
+# 4. Many objects with the default memory budget (256 MB) against an unbounded one.
+timeout 120 python3 benchmarks/bench_many_objects.py --model sam2.1-hiera-tiny --objects 64 --frames 24 \
+    --small-mb 256 --device cuda 2>&1 | tee "$OUT/many_objects.log"

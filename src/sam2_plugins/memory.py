@@ -4,7 +4,10 @@
 so prompting or re-propagating over cached frames skips the image encoder.
 :class:`SpillPool` bounds the RAM held by all objects' per-frame outputs (memories,
 pointers, low-res logits); beyond its budget the least recently used records move to
-disk and come back on demand, so peak RAM does not grow with video length.
+disk and come back on demand, so peak RAM does not grow with video length. What the
+last two track steps read stays in RAM even above the budget (many objects need more than
+it holds: re-reading their memories from disk every frame would cost far more), and older
+frames' object pointers are read without loading their records.
 """
 
 from __future__ import annotations
@@ -117,14 +120,28 @@ class FrameOutput:
         return sum(tensor_bytes(getattr(self, name)) for name in TENSOR_FIELDS)
 
 
+@dataclass(frozen=True)
+class PointerRecord:
+    """The part of a spilled output that later frames read as an object pointer (kept in RAM)."""
+
+    obj_ptr: torch.Tensor  # (1, C)
+    uid: int  # the output's uid
+
+
 class SpillPool:
-    """A RAM budget shared by several :class:`SpillDict` s; overflow goes to a temporary folder."""
+    """A RAM budget shared by several :class:`SpillDict` s; overflow goes to a temporary folder.
+
+    Records read or written by the step in progress or the one before (:meth:`begin_step`) are
+    never spilled: consecutive frames read mostly the same memories. The pool exceeds its
+    budget when two steps need more.
+    """
 
     def __init__(self, max_bytes: int, folder: str | None = None) -> None:
         self.max_bytes = max_bytes
         self._folder = folder
         self._owned_folder: str | None = None
-        self._lru: OrderedDict[tuple[int, int], "SpillDict"] = OrderedDict()
+        self._lru: OrderedDict[tuple[int, int], tuple["SpillDict", int]] = OrderedDict()  # -> (owner, step)
+        self._step = 0
         self._bytes = 0
         self._ids = itertools.count()
         self.spilled = 0  # records written to disk so far
@@ -137,14 +154,18 @@ class SpillPool:
     def new_dict(self) -> "SpillDict":
         return SpillDict(self, next(self._ids))
 
+    def begin_step(self) -> None:
+        """A new track step starts: what earlier steps read may be spilled again."""
+        self._step += 1
+
     def _touch(self, owner: "SpillDict", key: int, added_bytes: int = 0) -> None:
-        self._lru[(owner.uid, key)] = owner
+        self._lru[(owner.uid, key)] = (owner, self._step)
         self._lru.move_to_end((owner.uid, key))
         self._bytes += added_bytes
-        while self._bytes > self.max_bytes and len(self._lru) > 1:
-            (uid, k), victim = next(iter(self._lru.items()))
-            if (uid, k) == (owner.uid, key):
-                break
+        while self._bytes > self.max_bytes and self._lru:
+            (uid, k), (victim, step) = next(iter(self._lru.items()))
+            if step >= self._step - 1:  # read by this step or the last (most will be read again), as is
+                break  # everything used more recently
             self._lru.pop((uid, k))
             self._bytes -= victim._spill(k)
 
@@ -176,12 +197,14 @@ class SpillDict(MutableMapping):
         self.uid = uid
         self._ram: dict[int, FrameOutput] = {}
         self._disk: dict[int, str] = {}
+        self._pointers: dict[int, PointerRecord] = {}  # of the records on disk
 
     def __getitem__(self, key: int) -> FrameOutput:
         if key in self._ram:
             self.pool._touch(self, key)
             return self._ram[key]
         path = self._disk.pop(key)  # KeyError when absent
+        del self._pointers[key]
         data = torch.load(path, weights_only=True)
         os.remove(path)
         value = FrameOutput(**data)
@@ -199,17 +222,25 @@ class SpillDict(MutableMapping):
             raise KeyError(key)
         self._discard(key)
 
+    def pointer(self, key: int) -> "FrameOutput | PointerRecord | None":
+        """An output's object pointer (and uid), without loading a spilled record."""
+        if key in self._ram:
+            return self._ram[key]
+        return self._pointers.get(key)
+
     def _discard(self, key: int) -> None:
         if key in self._ram:
             self.pool._forget(self, key, self._ram.pop(key).nbytes)
         if key in self._disk:
             os.remove(self._disk.pop(key))
+            del self._pointers[key]
 
     def _spill(self, key: int) -> int:
         value = self._ram.pop(key)
         path = os.path.join(self.pool.folder(), f"{self.uid}_{key}.pt")
         torch.save({f.name: getattr(value, f.name) for f in fields(value)}, path)
         self._disk[key] = path
+        self._pointers[key] = PointerRecord(value.obj_ptr, value.uid)
         self.pool.spilled += 1
         return value.nbytes
 

@@ -38,8 +38,10 @@ class ResultStore:
         self._frames: dict[int, dict[int, tuple[int, int, np.ndarray | None, float]]] = {}
         self._low_shape: tuple[int, int] = (0, 0)
 
-    def put(self, frame: int, obj_id: int, low_res: torch.Tensor, score: float) -> None:
-        low = low_res.reshape(low_res.shape[-2:]).float().cpu().numpy()
+    def put(self, frame: int, obj_id: int, low_res: "torch.Tensor | np.ndarray", score: float) -> None:
+        if isinstance(low_res, torch.Tensor):
+            low_res = low_res.float().cpu().numpy()
+        low = np.asarray(low_res, np.float32).reshape(low_res.shape[-2:])
         self._low_shape = low.shape
         ys, xs = np.nonzero(low > 0)
         if len(ys) == 0:

@@ -7,7 +7,9 @@
     labels = session.labels()  # (T, H, W), one id per pixel
 
 Frames are read and preprocessed on demand (with a small prefetch), encoder features live
-in a byte-bounded LRU cache, and per-frame memories in a byte-bounded pool that spills to disk.
+in a byte-bounded LRU cache (``feature_cache_mb``), and per-frame memories in a byte-bounded
+pool that spills to disk (``memory_mb``; what the last two frames read stays in RAM even
+beyond it, as many objects at full resolution need: 64 objects of tiny read ~350 MB a frame).
 
 ``non_overlap_memory`` (default: the model config's ``non_overlap_masks_for_mem_enc``) gives
 each pixel to at most one object in what the memory encoder sees, so touching objects (cells
@@ -355,10 +357,16 @@ class VideoSession:
                 outs = self.tracker.step(todo, frame, is_init_cond_frame=False, reverse=reverse, run_mem_encoder=True)
             for track, out in zip(todo, outs):
                 track.non_cond[frame] = out
+        outs = []
         for track in self.tracks.values():
             track.tracked[frame] = reverse
-            out = track.cond[frame] if frame in track.cond else track.non_cond[frame]
-            self.results.put(frame, track.obj_id, out.pred_masks, out.object_score_logits.item())
+            outs.append(track.cond[frame] if frame in track.cond else track.non_cond[frame])
+        device = self.model.device
+        # one copy to the host for all objects (not one wait for the GPU per object)
+        lows = torch.cat([o.pred_masks.to(device) for o in outs]).float().cpu().numpy()  # (N, 1, s, s)
+        scores = torch.cat([o.object_score_logits.reshape(1).to(device) for o in outs]).float().tolist()
+        for track, low, score in zip(self.tracks.values(), lows, scores):
+            self.results.put(frame, track.obj_id, low, score)
         return_freed_memory()  # each tracked frame, also in streaming sessions
         return self._frame_result(frame)
 

@@ -16,7 +16,7 @@ from typing import Callable
 
 import torch
 
-from .memory import FrameOutput, SpillDict, SpillPool
+from .memory import FrameOutput, PointerRecord, SpillDict, SpillPool
 from .model.common import objects_one_at_a_time, resize_bilinear
 from .model.sam2 import ImageFeatures, Sam2Model, SamOutput
 
@@ -55,7 +55,7 @@ class MemoryLayout:
     """Which stored outputs condition one object on one frame."""
 
     spatial: list[tuple[int, int, FrameOutput]]  # (t_pos, frame, output)
-    pointers: list[tuple[int, FrameOutput]]  # (temporal distance, output)
+    pointers: list[tuple[int, FrameOutput | PointerRecord]]  # (temporal distance, output or its pointer)
 
     def key(self) -> tuple:
         return tuple((t, f) for t, f, _ in self.spatial), tuple(d for d, _ in self.pointers)
@@ -95,7 +95,7 @@ class Tracker:
             out = track.non_cond.get(prev) if prev in track.non_cond else unselected.get(prev)
             if out is not None:
                 spatial.append((t_pos, prev, out))
-        pointers: list[tuple[int, FrameOutput]] = []
+        pointers: list[tuple[int, FrameOutput | PointerRecord]] = []
         if cfg.use_obj_ptrs_in_encoder:
             num_frames = self.num_frames()
             max_ptrs = min(num_frames, cfg.max_obj_ptrs_in_encoder)
@@ -109,7 +109,7 @@ class Tracker:
                 t = frame + t_diff if reverse else frame - t_diff
                 if t < 0 or t >= num_frames:
                     break
-                out = track.non_cond.get(t) if t in track.non_cond else unselected.get(t)
+                out = track.non_cond.pointer(t) if t in track.non_cond else unselected.get(t)
                 if out is not None:
                     pointers.append((t_diff, out))
         return MemoryLayout(spatial, pointers)
@@ -151,6 +151,7 @@ class Tracker:
     ) -> list[FrameOutput]:
         """One SAM 2 track step on ``frame`` for several objects (prompts only with a single object)."""
         model = self.model
+        self.pool.begin_step()
         feats = self.features(frame)
         if mask is not None and self.cfg.use_mask_input_as_output_without_sam:
             sam = model.mask_as_output(feats.embed, feats.high_res, mask)
