@@ -23,21 +23,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import grid_points, machine, scene_frames, seeded_model
+from common import clicked_session, frame_stamps, grid_points, machine, scene_frames, seeded_model
 
 TINY = "sam2.1-hiera-tiny"
 STEADY = 17  # first steady-state frame
 
 
 def frames_per_second(model, frames, clicks, device) -> float:
-    session = model.open_video(frames)
-    for obj_id, (x, y) in enumerate(clicks, start=1):
-        session.add_points(0, obj_id, [[x, y]], [1])
-    stamps = []
-    for _ in session.propagate():
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        stamps.append(time.perf_counter())
+    stamps = frame_stamps(clicked_session(model, frames, clicks), device)
     steady = np.diff(stamps[STEADY - 1:])  # intervals ending on frames STEADY..
     return float(1.0 / steady.mean())
 
@@ -56,10 +49,7 @@ def profile_frames(model, frames, clicks, device, path: Path, profiled: int = 3)
     """torch.profiler over steady-state frames: busy GPU time per frame, top operators."""
     from torch.profiler import ProfilerActivity, profile
 
-    session = model.open_video(frames)
-    for obj_id, (x, y) in enumerate(clicks, start=1):
-        session.add_points(0, obj_id, [[x, y]], [1])
-    frames_out = session.propagate()
+    frames_out = clicked_session(model, frames, clicks).propagate()
     for _ in range(STEADY):
         next(frames_out)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])

@@ -12,24 +12,17 @@ every frame (a budget smaller than the working set) show up as spills far above 
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch
 
-from common import grid_points, machine, scene_frames, seeded_model
+from common import clicked_session, frame_stamps, grid_points, machine, scene_frames, seeded_model
 
 
 def run(model, frames, clicks, memory_mb: float, device: torch.device) -> tuple[float, int, int, float]:
     """(seconds per frame after the first, records spilled, records stored, pool MB at the end)."""
-    session = model.open_video(frames, memory_mb=memory_mb)
-    for obj_id, (x, y) in enumerate(clicks, start=1):
-        session.add_points(0, obj_id, [[x, y]], [1])
-    stamps = []
-    for _ in session.propagate():
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        stamps.append(time.perf_counter())
+    session = clicked_session(model, frames, clicks, memory_mb=memory_mb)
+    stamps = frame_stamps(session, device)
     records = sum(len(t.non_cond) for t in session.tracks.values())
     out = float(np.mean(np.diff(stamps))), session.pool.spilled, records, session.pool.nbytes / 2**20
     session.close()

@@ -65,6 +65,24 @@ def grid_points(n: int, size: int) -> list[tuple[float, float]]:
     return [((i % side + 1) * step, (i // side + 1) * step) for i in range(n)]
 
 
+def clicked_session(model, frames, clicks, **options):
+    """A video session with one positive click per object on frame 0 (object ids 1..N)."""
+    session = model.open_video(frames, **options)
+    for obj_id, (x, y) in enumerate(clicks, start=1):
+        session.add_points(0, obj_id, [[x, y]], [1])
+    return session
+
+
+def frame_stamps(session, device: torch.device) -> list[float]:
+    """Propagate; perf_counter() after each frame, once a GPU has finished it."""
+    stamps = []
+    for _ in session.propagate():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        stamps.append(time.perf_counter())
+    return stamps
+
+
 def mean_seconds(fn, repeats: int = 2, warmup: int = 1) -> float:
     """Mean wall time of fn() over `repeats` calls, after `warmup` untimed calls."""
     for _ in range(warmup):
