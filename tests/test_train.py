@@ -192,6 +192,12 @@ def test_training_steps_with_the_instance_loss_run_and_report_it():
                       settings)
     assert trainer.run()
     assert all(np.isfinite(m["instance"]) and m["instance"] > 0 for m in trainer.history)
+    # a warm-up-only instance loss: gone from the second step on
+    settings = replace(_small_settings(3), instance_aux_weight=1.0, instance_aux_steps=1)
+    trainer = Trainer(init_model(micro_config(), seed=0), SyntheticCells(num_videos=3, num_frames=2, size=(64, 64)),
+                      settings)
+    assert trainer.run()
+    assert trainer.history[0]["instance"] > 0 and [m["instance"] for m in trainer.history[1:]] == [0.0, 0.0]
 
 
 def test_pan_augmentation_slides_the_crop_window_across_the_clip():

@@ -53,7 +53,8 @@ class TrainSettings:
     image_prob_schedule: tuple[tuple[int, float], ...] | None = None
     attn_aux_weight: float = 0.0  # from-scratch warm-up: click-attention loss weight (see attn_aux) ...
     attn_aux_steps: int = 0  # ... decaying linearly to 0 over this many steps
-    instance_aux_weight: float = 0.0  # dense instance-grouping loss on the image features (see instance_aux)
+    instance_aux_weight: float = 0.0  # dense instance-grouping loss on the image features (see instance_aux) ...
+    instance_aux_steps: int = 0  # ... decaying linearly to 0 over this many steps (0: constant)
     focal_alpha: float = 0.25  # SAM 2's focal alpha ...
     focal_alpha_start: float | None = None  # ... reached from this value (from-scratch warm-up) ...
     focal_alpha_steps: int = 0  # ... over this many steps
@@ -139,11 +140,13 @@ class Trainer:
             plan = plan_clip(clip.gt.shape[0], self.rng, s.prompts)
             gen = torch.Generator(device=device).manual_seed(int(self.rng.integers(2**62)))
             aux_w = s.attn_aux_weight * max(0.0, 1.0 - self.step / s.attn_aux_steps) if s.attn_aux_steps else 0.0
+            inst_w = s.instance_aux_weight * (max(0.0, 1.0 - self.step / s.instance_aux_steps)
+                                              if s.instance_aux_steps else 1.0)
             res = unroll_clip(model, clip.pixels.to(device), clip.gt.to(device), plan, s.prompts, gen, self.rng,
                               ptr_frames=s.ptr_frames, autocast=s.autocast, loss_size=s.loss_size,
                               attn_aux=aux_w > 0, focal_alpha=self._focal_alpha(), object_clip=clip.object_clip,
-                              labels=clip.labels.to(device) if s.instance_aux_weight > 0 else None)
-            loss = (res.loss.total + aux_w * res.aux + s.instance_aux_weight * res.instance) / s.clips_per_step
+                              labels=clip.labels.to(device) if inst_w > 0 else None)
+            loss = (res.loss.total + aux_w * res.aux + inst_w * res.instance) / s.clips_per_step
             if loss.requires_grad:  # False when every frame of the clip was given its GT mask
                 loss.backward()
             values = res.loss.as_floats()
