@@ -79,15 +79,16 @@ class Table:
     """Rows printed and (optionally) appended to a markdown file as soon as they are measured."""
 
     def __init__(self, path: Path | None, head: str):
-        self.path, self.rows = path, []
+        self.path = path
+        self.rows: list[tuple[str, int, str, float]] = []  # (model, objects, contender, frames/s)
         print(head + "\n| model | objects | contender | frames/s | peak GPU memory |", flush=True)
         if path:
             with path.open("a") as fh:
                 fh.write(head + "\n| model | objects | contender | frames/s | peak GPU memory |\n|---|---|---|---|---|\n")
 
     def add(self, name: str, n: int, contender: str, fps: float, peak_gib: float) -> None:
+        self.rows.append((name, n, contender, fps))
         row = f"| {name} | {n} | {contender} | {fps:.1f} | {peak_gib:.1f} GiB |"
-        self.rows.append(row)
         print(row, flush=True)
         if self.path:
             with self.path.open("a") as fh:
@@ -158,13 +159,10 @@ def main() -> None:
         for n in args.objects:
             measure(table, TINY, n, f"transformers Sam2VideoModel {args.dtype}",
                     lambda: peer_frames_per_second(model, frames, grid_points(n, size), device, dtype), device)
-    ours = {(r.split("|")[1].strip(), r.split("|")[2].strip()): float(r.split("|")[4])
-            for r in table.rows if r.split("|")[3].strip() == "ours"}
-    for r in table.rows:
-        cells = [c.strip() for c in r.split("|")[1:-1]]
-        if cells[2].startswith("transformers") and (cells[0], cells[1]) in ours:
-            print(f"{cells[0]}, {cells[1]} object(s): ours / transformers = "
-                  f"{ours[(cells[0], cells[1])] / float(cells[3]):.1f}x frames/s")
+    ours = {(name, n): fps for name, n, contender, fps in table.rows if contender == "ours"}
+    for name, n, contender, fps in table.rows:
+        if contender.startswith("transformers") and (name, n) in ours:
+            print(f"{name}, {n} object(s): ours / transformers = {ours[(name, n)] / fps:.1f}x frames/s")
 
 
 if __name__ == "__main__":

@@ -196,15 +196,13 @@ class SpillDict(MutableMapping):
         self.pool = pool
         self.uid = uid
         self._ram: dict[int, FrameOutput] = {}
-        self._disk: dict[int, str] = {}
-        self._pointers: dict[int, PointerRecord] = {}  # of the records on disk
+        self._disk: dict[int, tuple[str, PointerRecord]] = {}  # -> (file, what stays in RAM)
 
     def __getitem__(self, key: int) -> FrameOutput:
         if key in self._ram:
             self.pool._touch(self, key)
             return self._ram[key]
-        path = self._disk.pop(key)  # KeyError when absent
-        del self._pointers[key]
+        path, _ = self._disk.pop(key)  # KeyError when absent
         data = torch.load(path, weights_only=True)
         os.remove(path)
         value = FrameOutput(**data)
@@ -226,21 +224,19 @@ class SpillDict(MutableMapping):
         """An output's object pointer (and uid), without loading a spilled record."""
         if key in self._ram:
             return self._ram[key]
-        return self._pointers.get(key)
+        return self._disk[key][1] if key in self._disk else None
 
     def _discard(self, key: int) -> None:
         if key in self._ram:
             self.pool._forget(self, key, self._ram.pop(key).nbytes)
         if key in self._disk:
-            os.remove(self._disk.pop(key))
-            del self._pointers[key]
+            os.remove(self._disk.pop(key)[0])
 
     def _spill(self, key: int) -> int:
         value = self._ram.pop(key)
         path = os.path.join(self.pool.folder(), f"{self.uid}_{key}.pt")
         torch.save({f.name: getattr(value, f.name) for f in fields(value)}, path)
-        self._disk[key] = path
-        self._pointers[key] = PointerRecord(value.obj_ptr, value.uid)
+        self._disk[key] = (path, PointerRecord(value.obj_ptr, value.uid))
         self.pool.spilled += 1
         return value.nbytes
 

@@ -199,18 +199,22 @@ class VideoSession:
         self.results.put(frame, obj_id, out.pred_masks, out.object_score_logits.item())
         return self._frame_result(frame)
 
-    def _frame_result(self, frame: int) -> FrameResult:
-        """Masks of every object on a frame from their newest outputs (absent objects: NO_OBJ_SCORE)."""
+    def _low_res(self, outs: list[FrameOutput | None]) -> torch.Tensor:
+        """(N, 1, S/4, S/4) float32 low-res logits of these outputs on the model's device (None: absent,
+        NO_OBJ_SCORE)."""
         size, device = self.model.image_size // 4, self.model.device
-        lows = []
-        for track in self.tracks.values():
-            out = track.latest_output(frame)
-            lows.append(out.pred_masks.to(device) if out is not None
-                        else torch.full((1, 1, size, size), NO_OBJ_SCORE, device=device))
-        if not lows:
+        lows = [out.pred_masks.to(device) if out is not None
+                else torch.full((1, 1, size, size), NO_OBJ_SCORE, device=device) for out in outs]
+        return torch.cat(lows).float()
+
+    def _frame_result(self, frame: int, lows: torch.Tensor | None = None) -> FrameResult:
+        """Masks of every object on a frame from their newest outputs (``lows``: their low-res logits)."""
+        if not self.tracks:
             return FrameResult(frame, [], np.zeros((0, self.height, self.width), np.float32))
+        if lows is None:
+            lows = self._low_res([track.latest_output(frame) for track in self.tracks.values()])
         # upsampled where the model runs (a GPU does 64 objects' 1080p maps at once), one copy back
-        logits = resize_bilinear(torch.cat(lows).float(), (self.height, self.width))[:, 0]
+        logits = resize_bilinear(lows, (self.height, self.width))[:, 0]
         return FrameResult(frame, self.object_ids, logits.cpu().numpy())
 
     # ------------------------------------------------------------------ editing
@@ -361,14 +365,13 @@ class VideoSession:
         for track in self.tracks.values():
             track.tracked[frame] = reverse
             outs.append(track.cond[frame] if frame in track.cond else track.non_cond[frame])
-        device = self.model.device
+        lows = self._low_res(outs)
+        scores = torch.cat([o.object_score_logits.reshape(1).to(lows.device) for o in outs]).float().tolist()
         # one copy to the host for all objects (not one wait for the GPU per object)
-        lows = torch.cat([o.pred_masks.to(device) for o in outs]).float().cpu().numpy()  # (N, 1, s, s)
-        scores = torch.cat([o.object_score_logits.reshape(1).to(device) for o in outs]).float().tolist()
-        for track, low, score in zip(self.tracks.values(), lows, scores):
+        for track, low, score in zip(self.tracks.values(), lows.cpu().numpy(), scores):
             self.results.put(frame, track.obj_id, low, score)
         return_freed_memory()  # each tracked frame, also in streaming sessions
-        return self._frame_result(frame)
+        return self._frame_result(frame, lows)
 
     # ------------------------------------------------------------------ read-back
     def mask(self, frame: int, obj_id: int) -> np.ndarray | None:

@@ -92,8 +92,7 @@ def score_tracks(masks: dict[int, np.ndarray], labels: np.ndarray, lineage: dict
             gt = labels[t] == oid
             p = pred[t]
             if gt.any():
-                inter = np.logical_and(gt, p).sum()
-                score.ious.append(float(inter / max(np.logical_or(gt, p).sum(), 1)))
+                score.ious.append(jaccard(gt, p))
             if not p.any():
                 continue
             ids, inter = np.unique(labels[t][p], return_counts=True)
@@ -172,9 +171,14 @@ def dtype_agreement(name: str, config, seeds, *, num_frames: int = 12, image_siz
             video = make_scene_video(int(seed), num_frames=num_frames) if kind == "scenes" else \
                 make_timelapse(int(seed), num_frames=num_frames)
             a, b = (track_video(m, video.frames, video.labels) for m in models)
-            scores += [float((a[i] & b[i]).sum() / max((a[i] | b[i]).sum(), 1)) for i in a]
+            scores += [jaccard(a[i], b[i]) for i in a]
         out[kind] = {"mean": _mean(scores), "min": float(min(scores)) if scores else float("nan")}
     return out
+
+
+def jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two boolean masks (0 when both are empty)."""
+    return float(np.logical_and(a, b).sum() / max(np.logical_or(a, b).sum(), 1))
 
 
 def _mean(values: list[float]) -> float:
