@@ -24,13 +24,15 @@ class FrameLoader:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sam2-prefetch") if depth > 0 else None
 
     def _load(self, frame: int) -> torch.Tensor:
-        return to_model_input(self.source.read(frame), self.size, "cpu")
+        pixels = to_model_input(self.source.read(frame), self.size, "cpu")
+        # page-locked on CUDA: the upload then runs without a staging copy and overlaps the host
+        return pixels.pin_memory() if self.device.type == "cuda" else pixels
 
     def get(self, frame: int) -> torch.Tensor:
         with self._lock:
             fut = self._pending.pop(frame, None)
         pixels = fut.result() if fut is not None else self._load(frame)
-        return pixels.to(self.device)
+        return pixels.to(self.device, non_blocking=pixels.is_pinned())
 
     def prefetch(self, frames) -> None:
         if self._pool is None:
