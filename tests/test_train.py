@@ -186,6 +186,47 @@ def test_instance_grouping_loss_rewards_features_that_separate_instances():
     assert instance_grouping_loss([mixed], torch.zeros_like(labels)) == 0
 
 
+def test_neighbour_weight_makes_spilling_into_a_touching_cell_cost_more_than_into_background():
+    from sam2_plugins.train.losses import step_loss
+
+    target = torch.zeros(1, 1, 16, 16)
+    target[..., 4:12, 2:8] = 1  # object A; its neighbour B is columns 8-13
+    others = torch.zeros_like(target)
+    others[..., 4:12, 8:14] = 1
+    into_neighbour = torch.full_like(target, -8.0)
+    into_neighbour[..., 4:12, 2:10] = 8.0  # A plus two columns of B
+    into_background = torch.full_like(target, -8.0)
+    into_background[..., 4:12, 0:8] = 8.0  # A plus two columns of background
+    scores, ious = torch.ones(1, 1), torch.ones(1, 1)
+
+    def focal(logits, weight):
+        return float(step_loss(logits, ious, scores, target, 1, pixel_weight=weight).focal)
+
+    assert focal(into_neighbour, None) == pytest.approx(focal(into_background, None))
+    weight = 1.0 + 4.0 * others
+    assert focal(into_neighbour, weight) > 3 * focal(into_background, weight)
+
+
+def test_clip_losses_weight_other_instances_pixels_only_when_asked():
+    model = init_model(micro_config(), seed=0).eval()
+    cells = SyntheticCells(num_videos=4, num_frames=3, size=(64, 64))
+    clip = sample_clip(*cells[0], 256, ClipSettings(clip_len=2, max_objects=3, augment=False),
+                       np.random.default_rng(0))
+    assert len(clip.object_ids) > 1
+    plan = ClipPlan([0], {0: "click"})
+
+    def focal(weight):
+        with torch.no_grad():
+            return float(unroll_clip(model, clip.pixels, clip.gt, plan, PromptSettings(), torch.Generator().manual_seed(0),
+                                     np.random.default_rng(0), ptr_frames=16, loss_size=64, labels=clip.labels,
+                                     neighbour_weight=weight).loss.focal)
+
+    assert focal(4.0) > focal(0.0)
+    settings = replace(_small_settings(2), neighbour_weight=4.0)
+    trainer = Trainer(init_model(micro_config(), seed=0), cells, settings)
+    assert trainer.run() and all(np.isfinite(m["loss"]) for m in trainer.history)
+
+
 def test_training_steps_with_the_instance_loss_run_and_report_it():
     settings = replace(_small_settings(2), instance_aux_weight=1.0)
     trainer = Trainer(init_model(micro_config(), seed=0), SyntheticCells(num_videos=3, num_frames=2, size=(64, 64)),

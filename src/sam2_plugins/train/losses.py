@@ -47,14 +47,18 @@ class LossTerms:
         return LossTerms(z, z, z, z)
 
 
-def focal_per_mask(logits: torch.Tensor, target: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0) -> torch.Tensor:
-    """Sigmoid focal loss averaged over pixels: (B, K, H, W) -> (B, K)."""
+def focal_per_mask(logits: torch.Tensor, target: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0,
+                   pixel_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Sigmoid focal loss averaged over pixels: (B, K, H, W) -> (B, K); ``pixel_weight``
+    (B, 1, H, W) scales each pixel's term."""
     prob = logits.sigmoid()
     ce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
     p_t = prob * target + (1 - prob) * (1 - target)
     loss = ce * (1 - p_t) ** gamma
     if alpha >= 0:
         loss = (alpha * target + (1 - alpha) * (1 - target)) * loss
+    if pixel_weight is not None:
+        loss = loss * pixel_weight
     return loss.flatten(2).mean(-1)
 
 
@@ -76,7 +80,7 @@ def actual_iou(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def step_loss(
     multimasks: torch.Tensor, ious: torch.Tensor, object_score_logits: torch.Tensor, target: torch.Tensor,
-    num_objects: int, focal_alpha: float = 0.25,
+    num_objects: int, focal_alpha: float = 0.25, pixel_weight: torch.Tensor | None = None,
 ) -> LossTerms:
     """Loss of one prediction step.
 
@@ -84,10 +88,11 @@ def step_loss(
     object_score_logits (B, 1), target (B, 1, H, W) float in [0, 1] (area-downsampled targets
     are soft at object borders). ``focal_alpha``: weight of object pixels in the focal term
     (SAM 2: 0.25; a from-scratch warm-up may start near 1 so that "no mask" is not a minimum).
+    ``pixel_weight`` (B, 1, H, W): focal weight of each pixel (None: 1 everywhere).
     """
     multimasks = multimasks.float()
     target = target.float().expand_as(multimasks)
-    focal = focal_per_mask(multimasks, target, alpha=focal_alpha)
+    focal = focal_per_mask(multimasks, target, alpha=focal_alpha, pixel_weight=pixel_weight)
     dice = dice_per_mask(multimasks, target)
     iou = F.l1_loss(ious.float(), actual_iou(multimasks, target), reduction="none")
     present = (target[:, 0].flatten(1) > 0).any(-1, keepdim=True).float()  # (B, 1)

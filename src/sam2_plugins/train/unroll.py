@@ -146,6 +146,8 @@ def unroll_clip(
     focal_alpha: float = 0.25,
     object_clip: list[int] | None = None,
     labels: torch.Tensor | None = None,
+    instance_aux: bool = False,
+    neighbour_weight: float = 0.0,
 ) -> ClipResult:
     """Run a clip and return its summed loss.
 
@@ -157,8 +159,11 @@ def unroll_clip(
     ``loss_size``: side at which mask losses are taken (None: the input size, as SAM 2); smaller
     sides compare the bilinearly upsampled low-res logits with area-downsampled (soft) targets.
     ``attn_aux``: also return the click-attention warm-up loss (see :mod:`.attn_aux`).
-    ``labels`` (rows as ``pixels``, (K * T, S, S) instance ids): also return the instance-grouping
-    loss of the image features (see :mod:`.instance_aux`).
+    ``labels`` (rows as ``pixels``, (K * T, S, S) instance ids) serve two options:
+    ``instance_aux`` also returns the instance-grouping loss of the image features (see
+    :mod:`.instance_aux`); ``neighbour_weight`` adds this much focal weight on the pixels of other
+    instances (a mask that spills into a touching cell costs more than one that spills into
+    background).
     """
     num_frames, b = gt.shape[0], gt.shape[1]
     size = pixels.shape[-1]
@@ -169,9 +174,10 @@ def unroll_clip(
     amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast)
     with amp:
         all_feats = model.encode_image(pixels)
+    instance_ids = labels  # `labels` is reused below for the click labels
     instance = torch.zeros((), device=device)
-    if labels is not None:
-        instance = instance_grouping_loss([all_feats.embed, *all_feats.high_res], labels)
+    if instance_aux and instance_ids is not None:
+        instance = instance_grouping_loss([all_feats.embed, *all_feats.high_res], instance_ids)
     cond: dict[int, _Memory] = {}
     non_cond: dict[int, _Memory] = {}
     loss = LossTerms.zero(device)
@@ -241,10 +247,17 @@ def unroll_clip(
         with torch.autocast(device.type, enabled=False):
             small = loss_size is not None and loss_size != size
             tgt = F.interpolate(target.float(), size=(loss_size, loss_size), mode="area") if small else target.float()
+            weight = None
+            if neighbour_weight > 0 and instance_ids is not None:
+                rows = instance_ids[t].expand(b, -1, -1) if row0 is None else instance_ids[row0 + t]  # (B, S, S)
+                others = ((rows[:, None] > 0) & ~target.bool()).float()  # (B, 1, S, S)
+                if small:
+                    others = F.interpolate(others, size=(loss_size, loss_size), mode="area")
+                weight = 1.0 + neighbour_weight * others
             for out in steps:
                 pred = resize_bilinear(out.low_res_multimasks, (loss_size, loss_size)) if small \
                     else out.high_res_multimasks
-                loss = loss + step_loss(pred, out.ious, out.object_score_logits, tgt, b, focal_alpha)
+                loss = loss + step_loss(pred, out.ious, out.object_score_logits, tgt, b, focal_alpha, weight)
         masks[t] = sam.high_res_masks.detach().float()
         scores[t] = sam.object_score_logits.detach().float()
     if probe is not None:
