@@ -6,6 +6,11 @@ Each length runs in a fresh process (peak RSS is per process). Frames are genera
     python benchmarks/bench_memory.py --lengths 100 2000 --model sam2.1-hiera-tiny
     python benchmarks/bench_memory.py --lengths 100 2000 --model micro   # minutes, not hours, on a CPU
     python benchmarks/bench_memory.py --lengths 100 2000 --image-size 512 --threads 1  # tiny, lower resolution
+    python benchmarks/bench_memory.py --lengths 400 --marks 100 200 300  # one run, peak RSS read on the way
+
+``--marks`` reads the peak RSS of the same process after those frames too: one long run then
+shows the curve (a 100-frame run's peak is the 100-frame mark of a longer run: the session's
+work per frame does not depend on the video's length).
 """
 
 from __future__ import annotations
@@ -53,7 +58,7 @@ class SyntheticHD:
 
 
 def run_one(length: int, model_name: str, cache_mb: float, memory_mb: float, image_size: int | None,
-            threads: int | None) -> dict:
+            threads: int | None, marks: list[int] | None = None) -> dict:
     import resource
 
     import torch
@@ -74,12 +79,16 @@ def run_one(length: int, model_name: str, cache_mb: float, memory_mb: float, ima
     session = model.open_video(SyntheticHD(length), feature_cache_mb=cache_mb, memory_mb=memory_mb)
     session.add_points(0, 1, [[1920 // 3, 540]], [1])
     start = time.perf_counter()
-    for _ in session.propagate():
-        pass
+    at_marks = []
+    for done, _ in enumerate(session.propagate(), start=1):
+        if done in (marks or ()):
+            at_marks.append({"frames": done, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                             "seconds": time.perf_counter() - start, "spilled": session.pool.spilled})
     elapsed = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"frames": length, "peak_rss_mb": peak, "seconds": elapsed, "spilled": session.pool.spilled,
-            "feature_cache_mb": session.feature_cache.nbytes / 2**20, "memory_pool_mb": session.pool.nbytes / 2**20}
+            "feature_cache_mb": session.feature_cache.nbytes / 2**20, "memory_pool_mb": session.pool.nbytes / 2**20,
+            "marks": at_marks}
 
 
 def main() -> None:
@@ -90,11 +99,13 @@ def main() -> None:
     parser.add_argument("--memory-mb", type=float, default=256, help="session budget (default as the session's)")
     parser.add_argument("--image-size", type=int, default=None, help="working resolution (default: the model's)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--marks", type=int, nargs="*", default=[],
+                        help="also report the peak RSS after these frames of each run")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one is not None:
         print(json.dumps(run_one(args.one, args.model, args.feature_cache_mb, args.memory_mb, args.image_size,
-                                 args.threads)))
+                                 args.threads, args.marks)))
         return
     from common import machine
 
@@ -102,13 +113,17 @@ def main() -> None:
     print(f"machine: {machine()}; model: {args.model}{size}; budgets: feature cache {args.feature_cache_mb:g} MB, "
           f"memories {args.memory_mb:g} MB")
     extra = [a for flag, v in (("--image-size", args.image_size), ("--threads", args.threads)) if v
-             for a in (flag, str(v))]
+             for a in (flag, str(v))] + ["--marks", *map(str, args.marks)]
     rows = []
     for length in args.lengths:
         out = subprocess.run([sys.executable, __file__, "--one", str(length), "--model", args.model,
                               "--feature-cache-mb", str(args.feature_cache_mb), "--memory-mb", str(args.memory_mb), *extra],
                              capture_output=True, text=True, check=True)
         row = json.loads(out.stdout.strip().splitlines()[-1])
+        for mark in row["marks"]:
+            rows.append(mark)
+            print(f"{mark['frames']:5d} frames (mark in the {length}-frame run): peak RSS {mark['peak_rss_mb']:.0f} MB, "
+                  f"{mark['seconds']:.0f} s, memories spilled to disk: {mark['spilled']}")
         rows.append(row)
         print(f"{length:5d} frames of 1080p: peak RSS {row['peak_rss_mb']:.0f} MB, {row['seconds']:.0f} s, "
               f"memories spilled to disk: {row['spilled']}")
