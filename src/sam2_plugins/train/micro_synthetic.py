@@ -63,6 +63,10 @@ def micro_settings(steps: int = TOTAL_STEPS, seed: int = 0) -> TrainSettings:
         seed=seed,
         image_prob_schedule=((0, 1.0), (warm, 1.0), (warm + 1, 0.2), (steps, 0.2)),
         attn_aux_weight=1.0, attn_aux_steps=warm,
+        # the instance-grouping loss during the warm-up only: without it the warm-up can stall on
+        # its plateau (seed 1 of the recipe without it never left it); kept on, it competes with
+        # the tracking losses
+        instance_aux_weight=1.0, instance_aux_steps=warm,
         focal_alpha_start=0.98, focal_alpha_steps=warm,
         # up to 8 objects per video clip (more tracks and distractors per encoded clip), and half the
         # zoomed clips pan the crop window: every object moves, so memory must follow content
