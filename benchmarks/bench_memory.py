@@ -83,12 +83,13 @@ def run_one(length: int, model_name: str, cache_mb: float, memory_mb: float, ima
     for done, _ in enumerate(session.propagate(), start=1):
         if done in (marks or ()):
             at_marks.append({"frames": done, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                             "seconds": time.perf_counter() - start, "spilled": session.pool.spilled})
+                             "seconds": time.perf_counter() - start, "spilled": session.pool.spilled,
+                             "results_mb": session.results.nbytes / 2**20})
     elapsed = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"frames": length, "peak_rss_mb": peak, "seconds": elapsed, "spilled": session.pool.spilled,
             "feature_cache_mb": session.feature_cache.nbytes / 2**20, "memory_pool_mb": session.pool.nbytes / 2**20,
-            "marks": at_marks}
+            "results_mb": session.results.nbytes / 2**20, "marks": at_marks}
 
 
 def main() -> None:
@@ -123,10 +124,12 @@ def main() -> None:
         for mark in row["marks"]:
             rows.append(mark)
             print(f"{mark['frames']:5d} frames (mark in the {length}-frame run): peak RSS {mark['peak_rss_mb']:.0f} MB, "
-                  f"{mark['seconds']:.0f} s, memories spilled to disk: {mark['spilled']}")
+                  f"{mark['seconds']:.0f} s, memories spilled to disk: {mark['spilled']}, "
+                  f"stored results {mark['results_mb']:.1f} MB")
         rows.append(row)
         print(f"{length:5d} frames of 1080p: peak RSS {row['peak_rss_mb']:.0f} MB, {row['seconds']:.0f} s, "
-              f"memories spilled to disk: {row['spilled']}")
+              f"memories spilled to disk: {row['spilled']}, stored results {row['results_mb']:.1f} MB "
+              f"(feature cache {row['feature_cache_mb']:.0f} MB, memories {row['memory_pool_mb']:.0f} MB)")
     if len(rows) > 1:
         print(f"peak RSS ratio {rows[-1]['frames']} / {rows[0]['frames']} frames: "
               f"{rows[-1]['peak_rss_mb'] / rows[0]['peak_rss_mb']:.2f}x (goal <= 1.2x)")
