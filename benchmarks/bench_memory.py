@@ -92,6 +92,11 @@ def run_one(length: int, model_name: str, cache_mb: float, memory_mb: float, ima
             "results_mb": session.results.nbytes / 2**20, "marks": at_marks}
 
 
+def _describe(row: dict, what: str) -> str:
+    return (f"{row['frames']:5d} frames {what}: peak RSS {row['peak_rss_mb']:.0f} MB, {row['seconds']:.0f} s, "
+            f"memories spilled to disk: {row['spilled']}, stored results {row['results_mb']:.1f} MB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lengths", type=int, nargs="+", default=[100, 2000])
@@ -123,13 +128,10 @@ def main() -> None:
         row = json.loads(out.stdout.strip().splitlines()[-1])
         for mark in row["marks"]:
             rows.append(mark)
-            print(f"{mark['frames']:5d} frames (mark in the {length}-frame run): peak RSS {mark['peak_rss_mb']:.0f} MB, "
-                  f"{mark['seconds']:.0f} s, memories spilled to disk: {mark['spilled']}, "
-                  f"stored results {mark['results_mb']:.1f} MB")
+            print(_describe(mark, f"(mark in the {length}-frame run)"))
         rows.append(row)
-        print(f"{length:5d} frames of 1080p: peak RSS {row['peak_rss_mb']:.0f} MB, {row['seconds']:.0f} s, "
-              f"memories spilled to disk: {row['spilled']}, stored results {row['results_mb']:.1f} MB "
-              f"(feature cache {row['feature_cache_mb']:.0f} MB, memories {row['memory_pool_mb']:.0f} MB)")
+        print(_describe(row, "of 1080p") + f" (feature cache {row['feature_cache_mb']:.0f} MB, "
+              f"memories {row['memory_pool_mb']:.0f} MB)")
     if len(rows) > 1:
         print(f"peak RSS ratio {rows[-1]['frames']} / {rows[0]['frames']} frames: "
               f"{rows[-1]['peak_rss_mb'] / rows[0]['peak_rss_mb']:.2f}x (goal <= 1.2x)")

@@ -217,9 +217,10 @@ def test_clip_losses_weight_other_instances_pixels_only_when_asked():
 
     def focal(weight):
         with torch.no_grad():
-            return float(unroll_clip(model, clip.pixels, clip.gt, plan, PromptSettings(), torch.Generator().manual_seed(0),
-                                     np.random.default_rng(0), ptr_frames=16, loss_size=64, labels=clip.labels,
-                                     neighbour_weight=weight).loss.focal)
+            res = unroll_clip(model, clip.pixels, clip.gt, plan, PromptSettings(), torch.Generator().manual_seed(0),
+                              np.random.default_rng(0), ptr_frames=16, loss_size=64, labels=clip.labels,
+                              neighbour_weight=weight)
+        return float(res.loss.focal)
 
     assert focal(4.0) > focal(0.0)
     settings = replace(_small_settings(2), neighbour_weight=4.0)

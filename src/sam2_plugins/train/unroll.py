@@ -174,10 +174,9 @@ def unroll_clip(
     amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast)
     with amp:
         all_feats = model.encode_image(pixels)
-    instance_ids = labels  # `labels` is reused below for the click labels
     instance = torch.zeros((), device=device)
-    if instance_aux and instance_ids is not None:
-        instance = instance_grouping_loss([all_feats.embed, *all_feats.high_res], instance_ids)
+    if instance_aux and labels is not None:
+        instance = instance_grouping_loss([all_feats.embed, *all_feats.high_res], labels)
     cond: dict[int, _Memory] = {}
     non_cond: dict[int, _Memory] = {}
     loss = LossTerms.zero(device)
@@ -199,7 +198,7 @@ def unroll_clip(
         feats = all_feats.index(t).expand(b) if row0 is None else all_feats.select(row0 + t)
         is_init = t in plan.init_cond
         kind = plan.kinds.get(t)
-        coords = labels = None
+        coords = point_labels = None
         steps: list[SamOutput] = []
         with amp:
             if kind == "mask" and cfg.use_mask_input_as_output_without_sam:
@@ -212,15 +211,15 @@ def unroll_clip(
                     pix = _with_memory(model, feats, t, cond, non_cond, ptr_frames)
                 mask_in = None
                 if kind == "click":
-                    coords, labels = click_in(target, gen)
+                    coords, point_labels = click_in(target, gen)
                 elif kind == "box":
-                    coords, labels = noisy_box(target, gen, bound=box_bound)
+                    coords, point_labels = noisy_box(target, gen, bound=box_bound)
                 elif kind == "mask":
                     mask_in = target.float()
-                n_pts = 0 if labels is None else labels.shape[1]
+                n_pts = 0 if point_labels is None else point_labels.shape[1]
                 if probe is not None:
                     probe.active = kind == "click"
-                sam = model.sam_heads(pix, feats.high_res, coords, labels, mask_in,
+                sam = model.sam_heads(pix, feats.high_res, coords, point_labels, mask_in,
                                       multimask=model.use_multimask(is_init, n_pts))
                 if probe is not None and probe.active:
                     probe.active = False
@@ -232,13 +231,13 @@ def unroll_clip(
                     pred = None if from_gt else sam.high_res_masks > 0
                     new_xy, new_lab = corrective_click(target, pred, gen)
                     coords = new_xy if coords is None else torch.cat([coords, new_xy], 1)
-                    labels = new_lab if labels is None else torch.cat([labels, new_lab], 1)
+                    point_labels = new_lab if point_labels is None else torch.cat([point_labels, new_lab], 1)
                     prev = sam.low_res_masks.clamp(-32.0, 32.0)  # as SAM 2 feeds previous logits
-                    sam = model.sam_heads(pix, feats.high_res, coords, labels, prev,
-                                          multimask=model.use_multimask(is_init, labels.shape[1]))
+                    sam = model.sam_heads(pix, feats.high_res, coords, point_labels, prev,
+                                          multimask=model.use_multimask(is_init, point_labels.shape[1]))
                     steps.append(sam)
             mem_feats, mem_pos = model.encode_memory(feats.embed, sam.high_res_masks, sam.object_score_logits,
-                                                     from_points=labels is not None)
+                                                     from_points=point_labels is not None)
         memory = _Memory(mem_feats, mem_pos, sam.obj_ptr)
         if is_init or t in plan.correct:
             cond[t] = memory
@@ -248,8 +247,8 @@ def unroll_clip(
             small = loss_size is not None and loss_size != size
             tgt = F.interpolate(target.float(), size=(loss_size, loss_size), mode="area") if small else target.float()
             weight = None
-            if neighbour_weight > 0 and instance_ids is not None:
-                rows = instance_ids[t].expand(b, -1, -1) if row0 is None else instance_ids[row0 + t]  # (B, S, S)
+            if neighbour_weight > 0 and labels is not None:
+                rows = labels[t].expand(b, -1, -1) if row0 is None else labels[row0 + t]  # (B, S, S)
                 others = ((rows[:, None] > 0) & ~target.bool()).float()  # (B, 1, S, S)
                 if small:
                     others = F.interpolate(others, size=(loss_size, loss_size), mode="area")
