@@ -16,6 +16,7 @@ work per frame does not depend on the video's length).
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import subprocess
 import sys
@@ -23,6 +24,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from sam2_plugins.session import VideoSession
 
 HERE = Path(__file__).parent
 
@@ -82,9 +85,11 @@ def run_one(length: int, model_name: str, cache_mb: float, memory_mb: float, ima
     at_marks = []
     for done, _ in enumerate(session.propagate(), start=1):
         if done in (marks or ()):
-            at_marks.append({"frames": done, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                             "seconds": time.perf_counter() - start, "spilled": session.pool.spilled,
-                             "results_mb": session.results.nbytes / 2**20})
+            mark = {"frames": done, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                    "seconds": time.perf_counter() - start, "spilled": session.pool.spilled,
+                    "memory_pool_mb": session.pool.nbytes / 2**20, "results_mb": session.results.nbytes / 2**20}
+            at_marks.append(mark)
+            print(json.dumps({"mark": mark}), flush=True)  # reported as it happens: a long run may be stopped
     elapsed = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"frames": length, "peak_rss_mb": peak, "seconds": elapsed, "spilled": session.pool.spilled,
@@ -94,15 +99,19 @@ def run_one(length: int, model_name: str, cache_mb: float, memory_mb: float, ima
 
 def _describe(row: dict, what: str) -> str:
     return (f"{row['frames']:5d} frames {what}: peak RSS {row['peak_rss_mb']:.0f} MB, {row['seconds']:.0f} s, "
-            f"memories spilled to disk: {row['spilled']}, stored results {row['results_mb']:.1f} MB")
+            f"memories {row['memory_pool_mb']:.0f} MB in RAM, {row['spilled']} spilled to disk, "
+            f"stored results {row['results_mb']:.1f} MB")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lengths", type=int, nargs="+", default=[100, 2000])
     parser.add_argument("--model", default="sam2.1-hiera-tiny", help="an official name (seeded weights) or 'micro'")
-    parser.add_argument("--feature-cache-mb", type=float, default=512, help="session budget (default as the session's)")
-    parser.add_argument("--memory-mb", type=float, default=256, help="session budget (default as the session's)")
+    budgets = inspect.signature(VideoSession).parameters
+    parser.add_argument("--feature-cache-mb", type=float, default=budgets["feature_cache_mb"].default,
+                        help="session budget (default: the session's)")
+    parser.add_argument("--memory-mb", type=float, default=budgets["memory_mb"].default,
+                        help="session budget (default: the session's)")
     parser.add_argument("--image-size", type=int, default=None, help="working resolution (default: the model's)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--marks", type=int, nargs="*", default=[],
@@ -122,16 +131,21 @@ def main() -> None:
              for a in (flag, str(v))] + ["--marks", *map(str, args.marks)]
     rows = []
     for length in args.lengths:
-        out = subprocess.run([sys.executable, __file__, "--one", str(length), "--model", args.model,
-                              "--feature-cache-mb", str(args.feature_cache_mb), "--memory-mb", str(args.memory_mb), *extra],
-                             capture_output=True, text=True, check=True)
-        row = json.loads(out.stdout.strip().splitlines()[-1])
-        for mark in row["marks"]:
-            rows.append(mark)
-            print(_describe(mark, f"(mark in the {length}-frame run)"))
+        child = subprocess.Popen([sys.executable, __file__, "--one", str(length), "--model", args.model,
+                                  "--feature-cache-mb", str(args.feature_cache_mb), "--memory-mb", str(args.memory_mb),
+                                  *extra], stdout=subprocess.PIPE, text=True)
+        row = None
+        for line in child.stdout:
+            if not line.startswith("{"):
+                continue
+            row = json.loads(line)
+            if "mark" in row:
+                rows.append(row["mark"])
+                print(_describe(row["mark"], f"(mark in the {length}-frame run)"), flush=True)
+        if child.wait() != 0 or row is None or "mark" in row:
+            raise SystemExit(f"the {length}-frame run failed (exit status {child.returncode})")
         rows.append(row)
-        print(_describe(row, "of 1080p") + f" (feature cache {row['feature_cache_mb']:.0f} MB, "
-              f"memories {row['memory_pool_mb']:.0f} MB)")
+        print(_describe(row, "of 1080p") + f" (feature cache {row['feature_cache_mb']:.0f} MB)", flush=True)
     if len(rows) > 1:
         print(f"peak RSS ratio {rows[-1]['frames']} / {rows[0]['frames']} frames: "
               f"{rows[-1]['peak_rss_mb'] / rows[0]['peak_rss_mb']:.2f}x (goal <= 1.2x)")

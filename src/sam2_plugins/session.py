@@ -10,6 +10,9 @@ Frames are read and preprocessed on demand (with a small prefetch), encoder feat
 in a byte-bounded LRU cache (``feature_cache_mb``), and per-frame memories in a byte-bounded
 pool that spills to disk (``memory_mb``; what the last two frames read stays in RAM even
 beyond it, as many objects at full resolution need: 64 objects of tiny read ~350 MB a frame).
+Tracking reads only the last few frames' memories, so the default pool is small: older
+records come back from disk only around a correction (a click on their frame, or a
+propagation that starts next to it: a few small files).
 
 ``non_overlap_memory`` (default: the model config's ``non_overlap_masks_for_mem_enc``) gives
 each pixel to at most one object in what the memory encoder sees, so touching objects (cells
@@ -50,7 +53,7 @@ class VideoSession:
         normalizer=None,
         channels=None,
         feature_cache_mb: float = 512,
-        memory_mb: float = 256,
+        memory_mb: float = 64,
         spill_dir: str | None = None,
         prefetch: int = 2,
         non_overlap_memory: bool | None = None,
