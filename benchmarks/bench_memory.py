@@ -109,9 +109,9 @@ def main() -> None:
     parser.add_argument("--model", default="sam2.1-hiera-tiny", help="an official name (seeded weights) or 'micro'")
     budgets = inspect.signature(VideoSession).parameters
     parser.add_argument("--feature-cache-mb", type=float, default=budgets["feature_cache_mb"].default,
-                        help="session budget (default: the session's)")
+                        help="session budget (default: the session's, %(default)g)")
     parser.add_argument("--memory-mb", type=float, default=budgets["memory_mb"].default,
-                        help="session budget (default: the session's)")
+                        help="session budget (default: the session's, %(default)g)")
     parser.add_argument("--image-size", type=int, default=None, help="working resolution (default: the model's)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--marks", type=int, nargs="*", default=[],
