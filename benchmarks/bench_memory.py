@@ -82,19 +82,16 @@ def run_one(length: int, model_name: str, cache_mb: float, memory_mb: float, ima
     session = model.open_video(SyntheticHD(length), feature_cache_mb=cache_mb, memory_mb=memory_mb)
     session.add_points(0, 1, [[1920 // 3, 540]], [1])
     start = time.perf_counter()
-    at_marks = []
+
+    def state(frames: int) -> dict:
+        return {"frames": frames, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "seconds": time.perf_counter() - start, "spilled": session.pool.spilled,
+                "memory_pool_mb": session.pool.nbytes / 2**20, "results_mb": session.results.nbytes / 2**20}
+
     for done, _ in enumerate(session.propagate(), start=1):
         if done in (marks or ()):
-            mark = {"frames": done, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                    "seconds": time.perf_counter() - start, "spilled": session.pool.spilled,
-                    "memory_pool_mb": session.pool.nbytes / 2**20, "results_mb": session.results.nbytes / 2**20}
-            at_marks.append(mark)
-            print(json.dumps({"mark": mark}), flush=True)  # reported as it happens: a long run may be stopped
-    elapsed = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"frames": length, "peak_rss_mb": peak, "seconds": elapsed, "spilled": session.pool.spilled,
-            "feature_cache_mb": session.feature_cache.nbytes / 2**20, "memory_pool_mb": session.pool.nbytes / 2**20,
-            "results_mb": session.results.nbytes / 2**20, "marks": at_marks}
+            print(json.dumps({"mark": state(done)}), flush=True)  # reported as it happens: a long run may be stopped
+    return {**state(length), "feature_cache_mb": session.feature_cache.nbytes / 2**20}
 
 
 def _describe(row: dict, what: str) -> str:
