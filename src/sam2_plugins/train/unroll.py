@@ -236,13 +236,14 @@ def unroll_clip(
                     sam = model.sam_heads(pix, feats.high_res, coords, point_labels, prev,
                                           multimask=model.use_multimask(is_init, point_labels.shape[1]))
                     steps.append(sam)
-            mem_feats, mem_pos = model.encode_memory(feats.embed, sam.high_res_masks, sam.object_score_logits,
-                                                     from_points=point_labels is not None)
-        memory = _Memory(mem_feats, mem_pos, sam.obj_ptr)
-        if is_init or t in plan.correct:
-            cond[t] = memory
-        else:
-            non_cond[t] = memory
+            if t != order[-1]:  # no later frame reads the last frame's memory
+                mem_feats, mem_pos = model.encode_memory(feats.embed, sam.high_res_masks, sam.object_score_logits,
+                                                         from_points=point_labels is not None)
+                memory = _Memory(mem_feats, mem_pos, sam.obj_ptr)
+                if is_init or t in plan.correct:
+                    cond[t] = memory
+                else:
+                    non_cond[t] = memory
         with torch.autocast(device.type, enabled=False):
             small = loss_size is not None and loss_size != size
             tgt = F.interpolate(target.float(), size=(loss_size, loss_size), mode="area") if small else target.float()
