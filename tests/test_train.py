@@ -458,6 +458,24 @@ def test_bundled_weights_come_from_the_recipe_the_training_command_runs():
     assert TrainSettings.from_dict(record["settings"]) == ms.micro_settings()
 
 
+def test_training_command_takes_another_warm_up_and_records_it(tmp_path, capsys):
+    """`--warmup-steps` changes how long training sees single images before video clips, and the
+    weights' record says so (so the run can be repeated from the record alone)."""
+    from sam2_plugins.train import micro_synthetic as ms
+
+    assert ms.main(["--out", str(tmp_path), "--steps", "3", "--warmup-steps", "2"]) == 0
+    record = json.loads((tmp_path / f"{ms.NAME}.config.json").read_text())["training"]
+    settings = TrainSettings.from_dict(record["settings"])
+    assert settings == ms.micro_settings(3, 0, warmup=2) != ms.micro_settings(3, 0)
+    assert settings.image_prob_schedule[:3] == ((0, 1.0), (2, 1.0), (3, 0.2))
+    assert settings.attn_aux_steps == settings.instance_aux_steps == settings.focal_alpha_steps == 2
+    assert load_model(tmp_path / f"{ms.NAME}.safetensors", config=tmp_path / f"{ms.NAME}.config.json")
+    with pytest.raises(SystemExit):
+        ms.main(["--out", str(tmp_path / "bad"), "--steps", "3", "--warmup-steps", "3"])
+    assert "warm-up (3 steps) must be shorter than the run (3 steps)" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+
+
 def test_bundled_micro_synthetic_tracks_held_out_cells():
     from sam2_plugins.train.evaluate import EVAL_SEED_BASE, evaluate_cells
 

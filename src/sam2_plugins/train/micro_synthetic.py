@@ -9,7 +9,8 @@ It writes ``micro-synthetic.safetensors`` (Meta's key layout) and ``micro-synthe
 (``--resume`` continues an interrupted run). ``--workers 2`` trains data-parallel in two
 processes, one core each: every step then averages the gradients of two clips, in about the
 same time. The number of workers is part of the recipe (another number gives other weights);
-the shipped weights come from one worker.
+the shipped weights come from one worker. ``--warmup-steps N`` sets how many image-only steps
+come first (also part of the recipe, and recorded with the weights).
 """
 
 from __future__ import annotations
@@ -55,8 +56,11 @@ TOTAL_STEPS = 3400
 WORKERS = 1  # data-parallel processes, one clip each per step (the shipped weights: 1)
 
 
-def micro_settings(steps: int = TOTAL_STEPS, seed: int = 0) -> TrainSettings:
-    warm = min(WARMUP_IMAGE_STEPS, steps // 2)
+def micro_settings(steps: int = TOTAL_STEPS, seed: int = 0, warmup: int | None = None) -> TrainSettings:
+    """The recipe's settings; ``warmup`` image-only steps (default: the recipe's, at most half the steps)."""
+    if warmup is not None and not 0 <= warmup < steps:
+        raise ValueError(f"the image-only warm-up ({warmup} steps) must be shorter than the run ({steps} steps)")
+    warm = min(WARMUP_IMAGE_STEPS, steps // 2) if warmup is None else warmup
     return TrainSettings(
         steps=steps, lr=1e-3, image_encoder_lr_scale=1.0, min_lr_ratio=0.05, warmup_steps=30,
         weight_decay=0.05, grad_clip=1.0, ptr_frames=16, autocast=False, loss_size=128, checkpoint_every=50,
@@ -88,18 +92,20 @@ def init_model(cfg: Sam2Config, seed: int) -> Sam2Model:
 
 
 def train_micro(out_dir: str | Path, *, steps: int = TOTAL_STEPS, seed: int = 0, resume: bool = False,
-                threads: int = 1, workers: int = WORKERS, log=print) -> Path:
+                threads: int = 1, workers: int = WORKERS, warmup: int | None = None, log=print) -> Path:
     """Train the recipe into ``out_dir``; returns the weights file."""
     out_dir = Path(out_dir)
+    micro_settings(steps, seed, warmup)  # a bad warm-up fails here, before any process starts
     out_dir.mkdir(parents=True, exist_ok=True)
-    run_workers(workers, _train_worker, out_dir, steps, seed, resume, log, threads=threads)
+    run_workers(workers, _train_worker, out_dir, steps, seed, resume, warmup, log, threads=threads)
     return out_dir / f"{NAME}.safetensors"
 
 
-def _train_worker(rank: int, workers: int, out_dir: Path, steps: int, seed: int, resume: bool, log) -> None:
+def _train_worker(rank: int, workers: int, out_dir: Path, steps: int, seed: int, resume: bool,
+                  warmup: int | None, log) -> None:
     if rank != 0:
         log = _silent
-    settings = micro_settings(steps, seed)
+    settings = micro_settings(steps, seed, warmup)
     model = init_model(micro_config(), seed)
     ckpt = out_dir / f"{NAME}.ckpt"
     trainer = Trainer(model, micro_dataset(), settings, checkpoint=ckpt)
@@ -146,10 +152,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per worker")
     parser.add_argument("--workers", type=int, default=WORKERS,
                         help="data-parallel training processes (part of the recipe: changes the weights)")
+    parser.add_argument("--warmup-steps", type=int, default=None,
+                        help=f"image-only steps before video clips join (default: {WARMUP_IMAGE_STEPS}, at most "
+                             "half of --steps; part of the recipe)")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     args = parser.parse_args(argv)
+    try:
+        micro_settings(args.steps, args.seed, args.warmup_steps)
+    except ValueError as err:
+        parser.error(str(err))
     path = train_micro(args.out, steps=args.steps, seed=args.seed, resume=args.resume, threads=args.threads,
-                       workers=args.workers, log=_print_flush)
+                       workers=args.workers, warmup=args.warmup_steps, log=_print_flush)
     print(f"wrote {path}", file=sys.stderr)
     return 0
 
