@@ -476,6 +476,25 @@ def test_training_command_takes_another_warm_up_and_records_it(tmp_path, capsys)
     assert not (tmp_path / "bad").exists()
 
 
+def test_training_command_resumes_only_the_run_its_checkpoint_came_from(tmp_path, capsys):
+    """`--resume` with other options would give weights that match no recipe: it is refused, and the
+    checkpoint is kept for a resume with the right options."""
+    from sam2_plugins.train import micro_synthetic as ms
+
+    ckpt = tmp_path / f"{ms.NAME}.ckpt"
+    Trainer(init_model(micro_config(), 0), ms.micro_dataset(), ms.micro_settings(3, 0, warmup=2),
+            checkpoint=ckpt).save_checkpoint()
+    others = (["--warmup-steps", "1"], ["--steps", "4", "--warmup-steps", "2"], ["--warmup-steps", "2", "--seed", "1"])
+    for other in others:
+        with pytest.raises(SystemExit):
+            ms.main(["--out", str(tmp_path), "--steps", "3", *other, "--resume"])
+        assert "was trained with other settings" in capsys.readouterr().err
+    assert ckpt.is_file() and not (tmp_path / f"{ms.NAME}.safetensors").exists()
+    assert ms.main(["--out", str(tmp_path), "--steps", "3", "--warmup-steps", "2", "--resume"]) == 0
+    assert "resumed from" in capsys.readouterr().out
+    assert (tmp_path / f"{ms.NAME}.safetensors").is_file() and not ckpt.exists()
+
+
 def test_bundled_micro_synthetic_tracks_held_out_cells():
     from sam2_plugins.train.evaluate import EVAL_SEED_BASE, evaluate_cells
 

@@ -80,6 +80,12 @@ class TrainSettings:
         return cls(clip=clip, prompts=prompts, **d)
 
 
+def checkpoint_settings(path: str | Path) -> TrainSettings:
+    """The training settings a resumable checkpoint was written with."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return TrainSettings.from_dict(json.loads(state["settings"]))
+
+
 def lr_at(step: int, s: TrainSettings) -> float:
     """Linear warm-up, then cosine decay from ``lr`` to ``lr * min_lr_ratio``."""
     if step < s.warmup_steps:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import torch
@@ -27,7 +27,7 @@ from ..config import Sam2Config
 from ..model.sam2 import Sam2Model
 from .config_io import save_model
 from .data import ClipSettings, MixedDataset, SyntheticCells, SyntheticScenes
-from .loop import Trainer, TrainSettings
+from .loop import Trainer, TrainSettings, checkpoint_settings
 from .parallel import run_workers
 from .scratch_init import scratch_init
 from .unroll import PromptSettings
@@ -95,10 +95,23 @@ def train_micro(out_dir: str | Path, *, steps: int = TOTAL_STEPS, seed: int = 0,
                 threads: int = 1, workers: int = WORKERS, warmup: int | None = None, log=print) -> Path:
     """Train the recipe into ``out_dir``; returns the weights file."""
     out_dir = Path(out_dir)
-    micro_settings(steps, seed, warmup)  # a bad warm-up fails here, before any process starts
+    settings = micro_settings(steps, seed, warmup)  # a bad warm-up fails here, before any process starts
+    if resume:
+        check_resumable(out_dir / f"{NAME}.ckpt", settings)
     out_dir.mkdir(parents=True, exist_ok=True)
     run_workers(workers, _train_worker, out_dir, steps, seed, resume, warmup, log, threads=threads)
     return out_dir / f"{NAME}.safetensors"
+
+
+def check_resumable(ckpt: Path, settings: TrainSettings) -> None:
+    """Refuse to continue a checkpoint with other settings: the weights would match no recipe."""
+    if not ckpt.is_file():
+        return
+    saved = checkpoint_settings(ckpt)
+    if saved != settings:
+        changed = ", ".join(f.name for f in fields(settings) if getattr(saved, f.name) != getattr(settings, f.name))
+        raise ValueError(f"{ckpt} was trained with other settings ({changed} differ): resume it with the "
+                         "options of that run (--steps, --warmup-steps, --seed), or train into another --out")
 
 
 def _train_worker(rank: int, workers: int, out_dir: Path, steps: int, seed: int, resume: bool,
@@ -158,7 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     args = parser.parse_args(argv)
     try:
-        micro_settings(args.steps, args.seed, args.warmup_steps)
+        settings = micro_settings(args.steps, args.seed, args.warmup_steps)
+        if args.resume:
+            check_resumable(Path(args.out) / f"{NAME}.ckpt", settings)
     except ValueError as err:
         parser.error(str(err))
     path = train_micro(args.out, steps=args.steps, seed=args.seed, resume=args.resume, threads=args.threads,
