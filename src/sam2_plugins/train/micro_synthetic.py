@@ -56,10 +56,14 @@ TOTAL_STEPS = 3400
 WORKERS = 1  # data-parallel processes, one clip each per step (the shipped weights: 1)
 
 
+class RecipeError(ValueError):
+    """Options that give no valid run of the recipe (reported before training starts)."""
+
+
 def micro_settings(steps: int = TOTAL_STEPS, seed: int = 0, warmup: int | None = None) -> TrainSettings:
     """The recipe's settings; ``warmup`` image-only steps (default: the recipe's, at most half the steps)."""
     if warmup is not None and not 0 <= warmup < steps:
-        raise ValueError(f"the image-only warm-up ({warmup} steps) must be shorter than the run ({steps} steps)")
+        raise RecipeError(f"the image-only warm-up ({warmup} steps) must be shorter than the run ({steps} steps)")
     warm = min(WARMUP_IMAGE_STEPS, steps // 2) if warmup is None else warmup
     return TrainSettings(
         steps=steps, lr=1e-3, image_encoder_lr_scale=1.0, min_lr_ratio=0.05, warmup_steps=30,
@@ -110,7 +114,7 @@ def check_resumable(ckpt: Path, settings: TrainSettings) -> None:
     saved = checkpoint_settings(ckpt)
     if saved != settings:
         changed = ", ".join(f.name for f in fields(settings) if getattr(saved, f.name) != getattr(settings, f.name))
-        raise ValueError(f"{ckpt} was trained with other settings ({changed} differ): resume it with the "
+        raise RecipeError(f"{ckpt} was trained with other settings ({changed} differ): resume it with the "
                          "options of that run (--steps, --warmup-steps, --seed), or train into another --out")
 
 
@@ -171,13 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     args = parser.parse_args(argv)
     try:
-        settings = micro_settings(args.steps, args.seed, args.warmup_steps)
-        if args.resume:
-            check_resumable(Path(args.out) / f"{NAME}.ckpt", settings)
-    except ValueError as err:
+        path = train_micro(args.out, steps=args.steps, seed=args.seed, resume=args.resume, threads=args.threads,
+                           workers=args.workers, warmup=args.warmup_steps, log=_print_flush)
+    except RecipeError as err:
         parser.error(str(err))
-    path = train_micro(args.out, steps=args.steps, seed=args.seed, resume=args.resume, threads=args.threads,
-                       workers=args.workers, warmup=args.warmup_steps, log=_print_flush)
     print(f"wrote {path}", file=sys.stderr)
     return 0
 
