@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 from dataclasses import replace
 from pathlib import Path
 
@@ -341,6 +342,48 @@ def test_resume_continues_at_the_same_step_with_the_same_loss(tmp_path):
         other.load_checkpoint()
 
 
+def _weights(trainer: Trainer) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in trainer.model.parameters()]
+
+
+def test_clips_drawn_by_data_processes_train_the_same_model_and_resume_exactly(tmp_path):
+    # per-step clips: each clip has its own seed, so drawing them ahead in 0, 1 or 2 background
+    # processes gives the same run, and a resumed run draws the clips an uninterrupted one would
+    data = SyntheticCells(num_videos=50, num_frames=4, size=(64, 96))
+    settings = replace(_small_settings(4), per_step_clips=True)
+    runs = {}
+    for workers in (0, 1, 2):
+        trainer = Trainer(init_model(micro_config(), seed=0), data, settings, data_workers=workers)
+        assert trainer.run()
+        runs[workers] = _weights(trainer)
+        assert not multiprocessing.active_children()  # the data processes stopped with the run
+    for workers in (1, 2):
+        assert all(torch.equal(a, b) for a, b in zip(runs[0], runs[workers])), workers
+    other_seed = Trainer(init_model(micro_config(), seed=0), data, replace(settings, seed=8), data_workers=1)
+    other_seed.run()
+    assert not all(torch.equal(a, b) for a, b in zip(runs[0], _weights(other_seed)))  # the clips do change
+
+    ckpt = tmp_path / "run.ckpt"
+    first = Trainer(init_model(micro_config(), seed=0), data, settings, checkpoint=ckpt, data_workers=1)
+    assert first.run(cancel=lambda: first.step >= 2) is False
+    resumed = Trainer(init_model(micro_config(), seed=1), data, settings, checkpoint=ckpt, data_workers=2)
+    resumed.load_checkpoint()
+    assert resumed.run()
+    assert all(torch.equal(a, b) for a, b in zip(runs[0], _weights(resumed)))
+
+
+def test_data_processes_report_a_clip_that_cannot_be_drawn_and_need_per_step_clips():
+    data = SyntheticCells(num_videos=3, num_frames=2, size=(64, 64))
+    with pytest.raises(ValueError, match="per_step_clips"):
+        Trainer(init_model(micro_config(), seed=0), data, _small_settings(2), data_workers=1)
+    # no object is ever big enough: the data process fails, and the trainer says why
+    settings = replace(_small_settings(2), per_step_clips=True, clip=ClipSettings(min_object_pixels=10**9))
+    trainer = Trainer(init_model(micro_config(), seed=0), data, settings, data_workers=1)
+    with pytest.raises(RuntimeError, match="(?s)in a data process.*no clip with a visible object"):
+        trainer.run()
+    assert trainer.step == 0 and not multiprocessing.active_children()
+
+
 def _data_parallel_worker(rank: int, world_size: int, out: Path, steps: int, mode: str = "full") -> None:
     """Trains in a process group ("full", "cancel" after 2 steps, or "resume" from out/run.ckpt);
     writes this rank's weights and per-step losses to out/rank{rank}.pt."""
@@ -443,7 +486,8 @@ def test_finetune_cli_writes_a_loadable_model_and_resumes(tmp_path):
     assert (tmp_path / "tuned.ckpt").is_file()
     assert cli.run_finetune(parser.parse_args(base[:-13] + ["--steps", "3", "--resume", "--clip-len", "2",
                                                            "--max-objects", "1", "--correction-points", "1",
-                                                           "--device", "cpu", "--no-autocast"])) == 0
+                                                           "--device", "cpu", "--no-autocast",
+                                                           "--data-workers", "1"])) == 0  # files read in a child
     assert json.loads(cfg_path.read_text())["training"]["steps"] == 3
     assert cli.run_finetune(parser.parse_args(["--data", str(tmp_path / "missing"), "--out", str(out)])) == 2
 

@@ -45,6 +45,9 @@ def add_finetune_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     parser.add_argument("--checkpoint-every", type=int, default=100, metavar="N",
                         help="save the training state every N steps (default: %(default)s)")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint")
+    parser.add_argument("--data-workers", type=int, default=0, metavar="N",
+                        help="background processes that prepare the next clips while a step runs; the "
+                             "result does not depend on N (default: %(default)s)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (default)")
     parser.add_argument("--no-autocast", action="store_true", help="train in float32 (default: bfloat16 autocast)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -85,6 +88,7 @@ def run_finetune(args: argparse.Namespace) -> int:
             correction_points=args.correction_points,
             freeze_image_encoder=args.freeze_image_encoder, mix_synthetic=args.mix_synthetic,
             checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume,
+            data_workers=args.data_workers,
             device=args.device, autocast=False if args.no_autocast else None, seed=args.seed,
             progress=progress, cancel=cancel,
         )

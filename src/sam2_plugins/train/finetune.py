@@ -56,6 +56,7 @@ def finetune(
     checkpoint: str | Path | None = None,
     checkpoint_every: int = 100,
     resume: bool = False,
+    data_workers: int = 0,
     device: str = "auto",
     autocast: bool | None = None,
     seed: int = 0,
@@ -75,6 +76,8 @@ def finetune(
     optimizer step, run as one batch (worth it where the device has parallel headroom: a GPU).
     ``max_stride``: clips take every k-th frame, k drawn from 1..max_stride, so the model also
     learns motion faster than the data's frame rate shows.
+    ``data_workers``: background processes that read and prepare the next clips while a step
+    runs (the result does not depend on their number).
     ``progress(step, total, metrics)`` is called after each step; ``cancel`` (an Event or a
     callable) stops between steps.
     """
@@ -88,6 +91,8 @@ def finetune(
         raise ValueError(f"steps must be at least 1, got {steps}")
     if batch < 1:
         raise ValueError(f"batch must be at least 1 clip, got {batch}")
+    if data_workers < 0:
+        raise ValueError(f"data_workers must be 0 or more, got {data_workers}")
     if max_stride < 1:
         raise ValueError(f"max_stride must be at least 1 frame, got {max_stride}")
     data = FolderDataset(data_dir)
@@ -100,12 +105,13 @@ def finetune(
     settings = TrainSettings(
         steps=steps, lr=lr, warmup_steps=min(50, max(1, steps // 20)), autocast=autocast,
         freeze_image_encoder=freeze_image_encoder, checkpoint_every=checkpoint_every, seed=seed,
+        per_step_clips=True,  # clips do not depend on data_workers
         clip=ClipSettings(clip_len=clip_len, max_objects=max_objects, videos_per_step=batch,
                           max_stride=max_stride),
         prompts=replace(PromptSettings(), num_correction_points=correction_points),
     )
     ckpt = Path(checkpoint) if checkpoint else checkpoint_path_for(out)
-    trainer = Trainer(model, dataset, settings, checkpoint=ckpt)
+    trainer = Trainer(model, dataset, settings, checkpoint=ckpt, data_workers=data_workers)
     if resume:
         if not ckpt.is_file():
             raise FileNotFoundError(f"cannot resume: no checkpoint at {ckpt}")

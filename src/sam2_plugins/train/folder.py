@@ -113,6 +113,10 @@ class FolderDataset:
     def __len__(self) -> int:
         return len(self.videos)
 
+    def __getstate__(self) -> dict:
+        # a data process (Trainer(data_workers=)) opens the files again: open readers do not pickle
+        return {**self.__dict__, "_open": {}}
+
     def _load(self, index: int) -> tuple[_Frames, _Labels]:
         if index in self._open:
             return self._open[index]

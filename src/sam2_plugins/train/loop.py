@@ -8,16 +8,19 @@ sees the same clip, prompts and dropout as an uninterrupted run. It is written a
 
 Inside a process group (see :mod:`.parallel`) every process trains on its own clips and the
 gradients are averaged; rank 0 writes the checkpoint, which holds every rank's random state.
+
+With ``per_step_clips`` each clip has a random stream of its own (see :mod:`.feed`), and
+``Trainer(data_workers=N)`` draws the next clips in N background processes while a step runs;
+any N, 0 included, gives the same run.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +30,8 @@ import torch
 from ..cancel import is_cancelled
 from ..exports import atomic_file
 from ..model.sam2 import Sam2Model
-from .data import ClipSettings, VideoDataset, draw_clip
+from .data import Clip, ClipSettings, VideoDataset, draw_clip
+from .feed import ClipFeed, clip_settings_at, draw_indexed_clip
 from .parallel import any_process, average_gradients, broadcast_parameters, gather, world
 from .unroll import PromptSettings, plan_clip, unroll_clip
 
@@ -64,6 +68,9 @@ class TrainSettings:
     freeze_image_encoder: bool = False
     checkpoint_every: int = 100
     seed: int = 0
+    # each clip drawn from its own seed (seed, rank, clip index) rather than the trainer's stream:
+    # needed to draw clips in background processes (Trainer(data_workers=)); changes the run
+    per_step_clips: bool = False
     clip: ClipSettings = field(default_factory=ClipSettings)
     prompts: PromptSettings = field(default_factory=PromptSettings)
 
@@ -114,8 +121,15 @@ class Trainer:
     """Trains a :class:`Sam2Model` on clips drawn from a :class:`VideoDataset`."""
 
     def __init__(self, model: Sam2Model, dataset: VideoDataset, settings: TrainSettings,
-                 checkpoint: str | Path | None = None) -> None:
+                 checkpoint: str | Path | None = None, data_workers: int = 0) -> None:
+        if data_workers < 0:
+            raise ValueError(f"data_workers must be 0 or more, got {data_workers}")
+        if data_workers and not settings.per_step_clips:
+            raise ValueError("data_workers needs per_step_clips=True: otherwise clips come from the "
+                             "trainer's own random stream, which other processes cannot share")
         self.model = model
+        self.data_workers = data_workers
+        self._feed: ClipFeed | None = None
         self.dataset = dataset
         self.s = settings
         self.checkpoint = Path(checkpoint) if checkpoint else None
@@ -138,14 +152,10 @@ class Trainer:
         lr = lr_at(self.step, s)
         for g in self.optimizer.param_groups:
             g["lr"] = lr * g["lr_scale"]
-        size = model.image_size
         device = model.device
         totals: dict[str, float] = {}
-        clip_settings = s.clip
-        if s.image_prob_schedule:
-            clip_settings = replace(s.clip, image_prob=_piecewise(s.image_prob_schedule, self.step))
-        for _ in range(s.clips_per_step):
-            clip = draw_clip(self.dataset, size, clip_settings, self.rng)
+        for i in range(s.clips_per_step):
+            clip = self._draw(self.step * s.clips_per_step + i)
             plan = plan_clip(clip.gt.shape[0], self.rng, s.prompts)
             gen = torch.Generator(device=device).manual_seed(int(self.rng.integers(2**62)))
             aux_w = s.attn_aux_weight * max(0.0, 1.0 - self.step / s.attn_aux_steps) if s.attn_aux_steps else 0.0
@@ -176,6 +186,24 @@ class Trainer:
         totals["lr"] = lr
         return totals
 
+    def _draw(self, index: int) -> Clip:
+        """The run's ``index``-th clip (the trainer's stream, its own seed, or a data process)."""
+        s, size = self.s, self.model.image_size
+        if not s.per_step_clips:
+            return draw_clip(self.dataset, size, clip_settings_at(s, self.step), self.rng)
+        if not self.data_workers:
+            return draw_indexed_clip(self.dataset, size, s, self.rank, index)
+        if self._feed is None or self._feed.next_index != index:
+            self.close()
+            self._feed = ClipFeed(self.dataset, size, s, self.rank, start=index, workers=self.data_workers)
+        return self._feed.next()
+
+    def close(self) -> None:
+        """Stop the data processes, if any (a later step starts them again)."""
+        if self._feed is not None:
+            self._feed.close()
+            self._feed = None
+
     def _focal_alpha(self) -> float:
         s = self.s
         if s.focal_alpha_start is None or not s.focal_alpha_steps:
@@ -186,21 +214,24 @@ class Trainer:
     # ------------------------------------------------------------------ the run
     def run(self, progress: ProgressFn | None = None, cancel: Any = None) -> bool:
         """Train until ``settings.steps``; returns False when cancelled (a checkpoint is saved)."""
-        while self.step < self.s.steps:
-            if any_process(is_cancelled(cancel)):
-                self.save_checkpoint()
-                return False
-            t0 = time.perf_counter()
-            metrics = self.train_step()
-            metrics["sec"] = time.perf_counter() - t0
-            metrics["step"] = self.step
-            self.history.append(metrics)
-            if self.checkpoint and self.s.checkpoint_every and self.step % self.s.checkpoint_every == 0:
-                self.save_checkpoint()
-            if progress is not None:
-                progress(self.step, self.s.steps, metrics)
-        self.save_checkpoint()
-        return True
+        try:
+            while self.step < self.s.steps:
+                if any_process(is_cancelled(cancel)):
+                    self.save_checkpoint()
+                    return False
+                t0 = time.perf_counter()
+                metrics = self.train_step()
+                metrics["sec"] = time.perf_counter() - t0
+                metrics["step"] = self.step
+                self.history.append(metrics)
+                if self.checkpoint and self.s.checkpoint_every and self.step % self.s.checkpoint_every == 0:
+                    self.save_checkpoint()
+                if progress is not None:
+                    progress(self.step, self.s.steps, metrics)
+            self.save_checkpoint()
+            return True
+        finally:
+            self.close()
 
     # ------------------------------------------------------------------ checkpoints
     def state(self) -> dict[str, Any]:
@@ -230,6 +261,7 @@ class Trainer:
         return path
 
     def load_checkpoint(self, path: str | Path | None = None) -> None:
+        self.close()  # clips drawn ahead belong to the old position
         path = Path(path) if path else self.checkpoint
         state = torch.load(path, map_location="cpu", weights_only=True)
         saved_cfg = json.loads(state["config"])
@@ -248,17 +280,6 @@ class Trainer:
         self.step = int(state["step"])
         self.rng.bit_generator.state = json.loads(numpy_rngs[self.rank])
         torch.set_rng_state(torch_rngs[self.rank])
-
-
-def _piecewise(points, step: int) -> float:
-    """Linear interpolation between (step, value) breakpoints, constant outside them."""
-    points = sorted(points)
-    if step <= points[0][0]:
-        return float(points[0][1])
-    for (s0, v0), (s1, v1) in itertools.pairwise(points):
-        if step <= s1:
-            return float(v0 + (v1 - v0) * (step - s0) / max(1, s1 - s0))
-    return float(points[-1][1])
 
 
 def _mean_iou(masks: list[torch.Tensor], gt: torch.Tensor) -> float:

@@ -1,0 +1,59 @@
+"""Training throughput of the micro-synthetic recipe: clips drawn in the trainer's process
+against clips drawn ahead by background data processes (``Trainer(data_workers=N)``).
+
+Both contenders train the same model on the same clips (``per_step_clips``: a clip depends
+only on its index), one torch thread each, so the ratio is what overlapping data generation
+with the step buys. Image-only steps (the recipe's warm-up) and video steps (8-frame clips)
+are measured separately; the first steps of each run (process start, allocator warm-up) are
+left out of the median.
+
+    python benchmarks/bench_train.py [--steps 24] [--workers 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from dataclasses import replace
+
+import torch
+from common import machine
+
+
+def seconds_per_step(kind: str, steps: int, data_workers: int, skip: int = 4) -> float:
+    from sam2_plugins.train import micro_synthetic as ms
+    from sam2_plugins.train.loop import Trainer
+
+    p = 1.0 if kind == "image" else 0.0
+    settings = replace(ms.micro_settings(steps=steps + skip, seed=0), per_step_clips=True,
+                       image_prob_schedule=((0, p), (steps + skip, p)))
+    trainer = Trainer(ms.init_model(ms.micro_config(), 0), ms.micro_dataset(), settings, data_workers=data_workers)
+    times = []
+    try:
+        for _ in range(steps + skip):
+            start = time.perf_counter()
+            trainer.train_step()
+            times.append(time.perf_counter() - start)
+    finally:
+        trainer.close()
+    return statistics.median(times[skip:])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=24, help="measured steps per run")
+    parser.add_argument("--workers", type=int, default=1, help="data processes of the second contender")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    print(f"machine: {machine()}")
+    print("micro-synthetic recipe, one torch thread; median s/step")
+    for kind in ("image", "video"):
+        inline = seconds_per_step(kind, args.steps, 0)
+        ahead = seconds_per_step(kind, args.steps, args.workers)
+        print(f"{kind} steps: clips drawn in the trainer {inline:.3f} s, by {args.workers} data process(es) "
+              f"{ahead:.3f} s: {inline / ahead:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
