@@ -25,13 +25,18 @@ def seconds_per_step(kind: str, steps: int, data_workers: int, skip: int = 4) ->
     from sam2_plugins.train import micro_synthetic as ms
     from sam2_plugins.train.loop import Trainer
 
-    p = 1.0 if kind == "image" else 0.0
-    settings = replace(ms.micro_settings(steps=steps + skip, seed=0), per_step_clips=True,
-                       image_prob_schedule=((0, p), (steps + skip, p)))
+    total = steps + skip
+    if kind == "image":  # the recipe's warm-up: single frames, with its auxiliary losses
+        settings = replace(ms.micro_settings(total + 1, seed=0, warmup=total), steps=total,
+                           image_prob_schedule=((0, 1.0), (total, 1.0)))
+    else:  # its video phase: 8-frame clips, no auxiliary losses
+        settings = replace(ms.micro_settings(total, seed=0), image_prob_schedule=((0, 0.0), (total, 0.0)),
+                           attn_aux_weight=0.0, instance_aux_weight=0.0)
+    settings = replace(settings, per_step_clips=True)
     trainer = Trainer(ms.init_model(ms.micro_config(), 0), ms.micro_dataset(), settings, data_workers=data_workers)
     times = []
     try:
-        for _ in range(steps + skip):
+        for _ in range(total):
             start = time.perf_counter()
             trainer.train_step()
             times.append(time.perf_counter() - start)
