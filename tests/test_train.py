@@ -502,6 +502,25 @@ def test_bundled_weights_come_from_the_recipe_the_training_command_runs():
     assert TrainSettings.from_dict(record["settings"]) == ms.micro_settings()
 
 
+def test_training_command_with_data_processes_records_its_recipe_and_gives_the_same_weights_at_any_number(
+        tmp_path, capsys):
+    from safetensors.torch import load_file
+
+    from sam2_plugins.train import micro_synthetic as ms
+
+    for n in (1, 2):
+        assert ms.main(["--out", str(tmp_path / f"n{n}"), "--steps", "3", "--warmup-steps", "2",
+                        "--data-workers", str(n)]) == 0
+    record = json.loads((tmp_path / "n1" / f"{ms.NAME}.config.json").read_text())["training"]
+    assert TrainSettings.from_dict(record["settings"]) == ms.micro_settings(3, 0, warmup=2, per_step_clips=True)
+    one, two = (load_file(str(tmp_path / f"n{n}" / f"{ms.NAME}.safetensors")) for n in (1, 2))
+    assert one.keys() == two.keys() and all(torch.equal(one[k], two[k]) for k in one)
+    assert not multiprocessing.active_children()
+    with pytest.raises(SystemExit):
+        ms.main(["--out", str(tmp_path / "bad"), "--steps", "3", "--data-workers", "-1"])
+    assert "--data-workers must be 0 or more" in capsys.readouterr().err
+
+
 def test_training_command_takes_another_warm_up_and_records_it(tmp_path, capsys):
     """`--warmup-steps` changes how long training sees single images before video clips, and the
     weights' record says so (so the run can be repeated from the record alone)."""
