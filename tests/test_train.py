@@ -521,15 +521,28 @@ def test_training_command_with_data_processes_records_its_recipe_and_gives_the_s
     assert "--data-workers must be 0 or more" in capsys.readouterr().err
 
 
+def test_learning_rate_schedule_starts_again_at_each_restart():
+    from sam2_plugins.train import lr_at
+
+    plain = TrainSettings(steps=100, lr=1.0, warmup_steps=5, min_lr_ratio=0.1)
+    again = replace(plain, lr_restarts=(60,))
+    assert [lr_at(t, again) for t in range(60)] == [lr_at(t, replace(plain, steps=60)) for t in range(60)]
+    assert lr_at(59, again) < 0.11 < lr_at(60, plain) < 0.5  # decayed by the restart; the plain one is not
+    assert lr_at(60, again) == pytest.approx(0.2) and lr_at(64, again) == pytest.approx(1.0)  # its warm-up
+    assert lr_at(99, again) < 0.11 and lr_at(99, plain) < 0.11
+    assert TrainSettings.from_dict(json.loads(json.dumps(again.to_dict()))) == again
+
+
 def test_training_command_takes_another_warm_up_and_records_it(tmp_path, capsys):
     """`--warmup-steps` changes how long training sees single images before video clips, and the
     weights' record says so (so the run can be repeated from the record alone)."""
     from sam2_plugins.train import micro_synthetic as ms
 
-    assert ms.main(["--out", str(tmp_path), "--steps", "3", "--warmup-steps", "2"]) == 0
+    assert ms.main(["--out", str(tmp_path), "--steps", "3", "--warmup-steps", "2", "--restart-lr"]) == 0
     record = json.loads((tmp_path / f"{ms.NAME}.config.json").read_text())["training"]
     settings = TrainSettings.from_dict(record["settings"])
-    assert settings == ms.micro_settings(3, 0, warmup=2) != ms.micro_settings(3, 0)
+    assert settings == ms.micro_settings(3, 0, warmup=2, restart_lr=True) != ms.micro_settings(3, 0, warmup=2)
+    assert settings.lr_restarts == (2,)  # the schedule starts again when video clips join
     assert settings.image_prob_schedule[:3] == ((0, 1.0), (2, 1.0), (3, 0.2))
     assert settings.attn_aux_steps == settings.instance_aux_steps == settings.focal_alpha_steps == 2
     assert load_model(tmp_path / f"{ms.NAME}.safetensors", config=tmp_path / f"{ms.NAME}.config.json")

@@ -47,6 +47,7 @@ class TrainSettings:
     image_encoder_lr_scale: float = 0.6  # SAM 2.1 fine-tuning: vision lr 3e-6 vs base 5e-6
     min_lr_ratio: float = 0.1  # cosine decay to lr * this
     warmup_steps: int = 20
+    lr_restarts: tuple[int, ...] = ()  # steps where the schedule starts again (warm-up, then cosine)
     weight_decay: float = 0.1
     grad_clip: float = 0.1
     clips_per_step: int = 1
@@ -82,6 +83,7 @@ class TrainSettings:
         d = dict(d)
         clip = ClipSettings(**d.pop("clip", {}))
         prompts = PromptSettings(**d.pop("prompts", {}))
+        d["lr_restarts"] = tuple(d.get("lr_restarts", ()))
         if d.get("image_prob_schedule") is not None:
             d["image_prob_schedule"] = tuple(tuple(p) for p in d["image_prob_schedule"])
         return cls(clip=clip, prompts=prompts, **d)
@@ -94,11 +96,20 @@ def checkpoint_settings(path: str | Path) -> TrainSettings:
 
 
 def lr_at(step: int, s: TrainSettings) -> float:
-    """Linear warm-up, then cosine decay from ``lr`` to ``lr * min_lr_ratio``."""
-    if step < s.warmup_steps:
-        return s.lr * (step + 1) / s.warmup_steps
-    span = max(1, s.steps - s.warmup_steps)
-    frac = min(1.0, (step - s.warmup_steps) / span)
+    """Linear warm-up, then cosine decay from ``lr`` to ``lr * min_lr_ratio``; each of
+    ``lr_restarts`` starts that schedule again, decaying until the next restart or the end."""
+    start, end = 0, s.steps
+    for restart in sorted(s.lr_restarts):
+        if step >= restart:
+            start = restart
+        else:
+            end = restart
+            break
+    local = step - start
+    if local < s.warmup_steps:
+        return s.lr * (local + 1) / s.warmup_steps
+    span = max(1, end - start - s.warmup_steps)
+    frac = min(1.0, (local - s.warmup_steps) / span)
     return s.lr * (s.min_lr_ratio + (1 - s.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * frac)))
 
 

@@ -64,16 +64,17 @@ class RecipeError(ValueError):
 
 
 def micro_settings(steps: int = TOTAL_STEPS, seed: int = 0, warmup: int | None = None,
-                   per_step_clips: bool = False) -> TrainSettings:
+                   per_step_clips: bool = False, restart_lr: bool = False) -> TrainSettings:
     """The recipe's settings; ``warmup`` image-only steps (default: the recipe's, at most half the steps);
-    ``per_step_clips`` seeds each clip on its own (needed to draw clips in data processes)."""
+    ``per_step_clips`` seeds each clip on its own (needed to draw clips in data processes);
+    ``restart_lr`` starts the learning-rate schedule again when video clips join."""
     if warmup is not None and not 0 <= warmup < steps:
         raise RecipeError(f"the image-only warm-up ({warmup} steps) must be shorter than the run ({steps} steps)")
     warm = min(WARMUP_IMAGE_STEPS, steps // 2) if warmup is None else warmup
     return TrainSettings(
         steps=steps, lr=1e-3, image_encoder_lr_scale=1.0, min_lr_ratio=0.05, warmup_steps=30,
         weight_decay=0.05, grad_clip=1.0, ptr_frames=16, autocast=False, loss_size=128, checkpoint_every=50,
-        seed=seed, per_step_clips=per_step_clips,
+        seed=seed, per_step_clips=per_step_clips, lr_restarts=(warm,) if restart_lr else (),
         image_prob_schedule=((0, 1.0), (warm, 1.0), (warm + 1, 0.2), (steps, 0.2)),
         attn_aux_weight=1.0, attn_aux_steps=warm,
         # the instance-grouping loss during the warm-up only: without it the warm-up can stall on
@@ -102,17 +103,17 @@ def init_model(cfg: Sam2Config, seed: int) -> Sam2Model:
 
 def train_micro(out_dir: str | Path, *, steps: int = TOTAL_STEPS, seed: int = 0, resume: bool = False,
                 threads: int = 1, workers: int = WORKERS, warmup: int | None = None, data_workers: int = 0,
-                log=print) -> Path:
+                restart_lr: bool = False, log=print) -> Path:
     """Train the recipe into ``out_dir``; returns the weights file."""
     out_dir = Path(out_dir)
     if data_workers < 0:
         raise RecipeError(f"--data-workers must be 0 or more, got {data_workers}")
     # a bad warm-up fails here, before any process starts
-    settings = micro_settings(steps, seed, warmup, per_step_clips=data_workers > 0)
+    settings = micro_settings(steps, seed, warmup, per_step_clips=data_workers > 0, restart_lr=restart_lr)
     if resume:
         check_resumable(out_dir / f"{NAME}.ckpt", settings)
     out_dir.mkdir(parents=True, exist_ok=True)
-    run_workers(workers, _train_worker, out_dir, steps, seed, resume, warmup, data_workers, log, threads=threads)
+    run_workers(workers, _train_worker, out_dir, settings, resume, data_workers, log, threads=threads)
     return out_dir / f"{NAME}.safetensors"
 
 
@@ -124,15 +125,15 @@ def check_resumable(ckpt: Path, settings: TrainSettings) -> None:
     if saved != settings:
         changed = ", ".join(f.name for f in fields(settings) if getattr(saved, f.name) != getattr(settings, f.name))
         raise RecipeError(f"{ckpt} was trained with other settings ({changed} differ): resume it with the "
-                         "options of that run (--steps, --warmup-steps, --seed, --data-workers), or train "
-                         "into another --out")
+                         "options of that run (--steps, --warmup-steps, --seed, --data-workers, --restart-lr), "
+                         "or train into another --out")
 
 
-def _train_worker(rank: int, workers: int, out_dir: Path, steps: int, seed: int, resume: bool,
-                  warmup: int | None, data_workers: int, log) -> None:
+def _train_worker(rank: int, workers: int, out_dir: Path, settings: TrainSettings, resume: bool,
+                  data_workers: int, log) -> None:
     if rank != 0:
         log = _silent
-    settings = micro_settings(steps, seed, warmup, per_step_clips=data_workers > 0)
+    steps, seed = settings.steps, settings.seed
     model = init_model(micro_config(), seed)
     ckpt = out_dir / f"{NAME}.ckpt"
     trainer = Trainer(model, micro_dataset(), settings, checkpoint=ckpt, data_workers=data_workers)
@@ -185,12 +186,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-workers", type=int, default=0, metavar="N",
                         help="background processes that draw the next clips while a step runs; any N >= 1 "
                              "seeds each clip on its own: another recipe than N = 0 (recorded with the weights)")
+    parser.add_argument("--restart-lr", action="store_true",
+                        help="start the learning-rate schedule again when video clips join (part of the recipe)")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     args = parser.parse_args(argv)
     try:
         path = train_micro(args.out, steps=args.steps, seed=args.seed, resume=args.resume, threads=args.threads,
                            workers=args.workers, warmup=args.warmup_steps, data_workers=args.data_workers,
-                           log=_print_flush)
+                           restart_lr=args.restart_lr, log=_print_flush)
     except RecipeError as err:
         parser.error(str(err))
     print(f"wrote {path}", file=sys.stderr)
