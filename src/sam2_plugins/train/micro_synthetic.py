@@ -6,14 +6,15 @@ One command reproduces it (same seed, same steps -> same weights on the same sof
 
 It writes ``micro-synthetic.safetensors`` (Meta's key layout) and ``micro-synthetic.config.json``
 (official config layout plus a ``training`` record), and keeps a resumable checkpoint
-(``--resume`` continues an interrupted run). ``--workers 2`` trains data-parallel in two
-processes, one core each: every step then averages the gradients of two clips, in about the
-same time. The number of workers is part of the recipe (another number gives other weights);
-the shipped weights come from one worker. ``--warmup-steps N`` sets how many image-only steps
-come first (also part of the recipe, and recorded with the weights). ``--data-workers N`` draws
-the next clips in N background processes while a step runs, which needs each clip seeded on its
-own (``per_step_clips``): another recipe than the default, recorded with the weights, and the
-same for every N >= 1.
+(``--resume`` continues an interrupted run). The recipe is a long image-only warm-up (the
+decoder learns to segment from clicks) followed by a shorter mixed phase of video clips that
+trains the memory, with the learning-rate schedule started again when the clips join. Each clip
+is seeded on its own, so ``--data-workers N`` (default 1: the second core) draws the next clips
+in background processes without changing the weights; ``--data-workers 0`` gives the same
+weights on one core, more slowly. ``--workers 2`` trains data-parallel in two processes: every
+step then averages the gradients of two clips. The number of workers is part of the recipe
+(another number gives other weights); the shipped weights come from one worker.
+``--warmup-steps N`` and ``--no-restart-lr`` change the recipe and are recorded with the weights.
 """
 
 from __future__ import annotations
@@ -54,9 +55,13 @@ def micro_config() -> Sam2Config:
     )
 
 
-WARMUP_IMAGE_STEPS = 1500  # image-only steps first: the decoder learns to use clicks
-TOTAL_STEPS = 3400
+# image-only steps first: the decoder learns to use clicks. A single-frame step costs ~0.17 s
+# against ~1.2 s for a video step, and the clicked frame kept improving up to 20,000 of them;
+# the tracks followed once the video phase got a fresh learning-rate schedule (issue 4, stop 20)
+WARMUP_IMAGE_STEPS = 11000
+TOTAL_STEPS = 12400
 WORKERS = 1  # data-parallel processes, one clip each per step (the shipped weights: 1)
+DATA_WORKERS = 1  # background processes drawing clips (any number gives the same weights)
 
 
 class RecipeError(ValueError):
@@ -64,17 +69,16 @@ class RecipeError(ValueError):
 
 
 def micro_settings(steps: int = TOTAL_STEPS, seed: int = 0, warmup: int | None = None,
-                   per_step_clips: bool = False, restart_lr: bool = False) -> TrainSettings:
-    """The recipe's settings; ``warmup`` image-only steps (default: the recipe's, at most half the steps);
-    ``per_step_clips`` seeds each clip on its own (needed to draw clips in data processes);
+                   restart_lr: bool = True) -> TrainSettings:
+    """The recipe's settings; ``warmup`` image-only steps (default: the recipe's share of ``steps``);
     ``restart_lr`` starts the learning-rate schedule again when video clips join."""
     if warmup is not None and not 0 <= warmup < steps:
         raise RecipeError(f"the image-only warm-up ({warmup} steps) must be shorter than the run ({steps} steps)")
-    warm = min(WARMUP_IMAGE_STEPS, steps // 2) if warmup is None else warmup
+    warm = WARMUP_IMAGE_STEPS * steps // TOTAL_STEPS if warmup is None else warmup
     return TrainSettings(
         steps=steps, lr=1e-3, image_encoder_lr_scale=1.0, min_lr_ratio=0.05, warmup_steps=30,
         weight_decay=0.05, grad_clip=1.0, ptr_frames=16, autocast=False, loss_size=128, checkpoint_every=50,
-        seed=seed, per_step_clips=per_step_clips, lr_restarts=(warm,) if restart_lr else (),
+        seed=seed, per_step_clips=True, lr_restarts=(warm,) if restart_lr else (),
         image_prob_schedule=((0, 1.0), (warm, 1.0), (warm + 1, 0.2), (steps, 0.2)),
         attn_aux_weight=1.0, attn_aux_steps=warm,
         # the instance-grouping loss during the warm-up only: without it the warm-up can stall on
@@ -102,14 +106,14 @@ def init_model(cfg: Sam2Config, seed: int) -> Sam2Model:
 
 
 def train_micro(out_dir: str | Path, *, steps: int = TOTAL_STEPS, seed: int = 0, resume: bool = False,
-                threads: int = 1, workers: int = WORKERS, warmup: int | None = None, data_workers: int = 0,
-                restart_lr: bool = False, log=print) -> Path:
+                threads: int = 1, workers: int = WORKERS, warmup: int | None = None,
+                data_workers: int = DATA_WORKERS, restart_lr: bool = True, log=print) -> Path:
     """Train the recipe into ``out_dir``; returns the weights file."""
     out_dir = Path(out_dir)
     if data_workers < 0:
         raise RecipeError(f"--data-workers must be 0 or more, got {data_workers}")
     # a bad warm-up fails here, before any process starts
-    settings = micro_settings(steps, seed, warmup, per_step_clips=data_workers > 0, restart_lr=restart_lr)
+    settings = micro_settings(steps, seed, warmup, restart_lr=restart_lr)
     if resume:
         check_resumable(out_dir / f"{NAME}.ckpt", settings)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -125,7 +129,7 @@ def check_resumable(ckpt: Path, settings: TrainSettings) -> None:
     if saved != settings:
         changed = ", ".join(f.name for f in fields(settings) if getattr(saved, f.name) != getattr(settings, f.name))
         raise RecipeError(f"{ckpt} was trained with other settings ({changed} differ): resume it with the "
-                         "options of that run (--steps, --warmup-steps, --seed, --data-workers, --restart-lr), "
+                         "options of that run (--steps, --warmup-steps, --seed, --no-restart-lr), "
                          "or train into another --out")
 
 
@@ -181,13 +185,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=WORKERS,
                         help="data-parallel training processes (part of the recipe: changes the weights)")
     parser.add_argument("--warmup-steps", type=int, default=None,
-                        help=f"image-only steps before video clips join (default: {WARMUP_IMAGE_STEPS}, at most "
-                             "half of --steps; part of the recipe)")
-    parser.add_argument("--data-workers", type=int, default=0, metavar="N",
-                        help="background processes that draw the next clips while a step runs; any N >= 1 "
-                             "seeds each clip on its own: another recipe than N = 0 (recorded with the weights)")
-    parser.add_argument("--restart-lr", action="store_true",
-                        help="start the learning-rate schedule again when video clips join (part of the recipe)")
+                        help=f"image-only steps before video clips join (default: {WARMUP_IMAGE_STEPS} of "
+                             f"{TOTAL_STEPS}, the same share of another --steps; part of the recipe)")
+    parser.add_argument("--data-workers", type=int, default=DATA_WORKERS, metavar="N",
+                        help=f"background processes that draw the next clips while a step runs (default "
+                             f"{DATA_WORKERS}; any N, 0 included, gives the same weights)")
+    parser.add_argument("--restart-lr", action=argparse.BooleanOptionalAction, default=True,
+                        help="start the learning-rate schedule again when video clips join (default: on; "
+                             "part of the recipe)")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     args = parser.parse_args(argv)
     try:
