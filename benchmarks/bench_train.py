@@ -5,9 +5,11 @@ Both contenders train the same model on the same clips (``per_step_clips``: a cl
 only on its index), one torch thread each, so the ratio is what overlapping data generation
 with the step buys. Image-only steps (the recipe's warm-up) and video steps (8-frame clips)
 are measured separately; the first steps of each run (process start, allocator warm-up) are
-left out of the median.
+left out of the median. ``--threads N`` then also compares the trainer on one torch thread with
+the trainer on N threads, both fed by the data processes (other thread counts change the float
+rounding, so they would be another recipe).
 
-    python benchmarks/bench_train.py [--steps 24] [--workers 1]
+    python benchmarks/bench_train.py [--steps 24] [--workers 1] [--threads 2]
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import torch
 from common import machine
 
 
-def seconds_per_step(kind: str, steps: int, data_workers: int, skip: int = 4) -> float:
+def seconds_per_step(kind: str, steps: int, data_workers: int, skip: int = 4, threads: int = 1) -> float:
     from sam2_plugins.train import micro_synthetic as ms
     from sam2_plugins.train.loop import Trainer
 
@@ -33,6 +35,7 @@ def seconds_per_step(kind: str, steps: int, data_workers: int, skip: int = 4) ->
         settings = replace(ms.micro_settings(total, seed=0), image_prob_schedule=((0, 0.0), (total, 0.0)),
                            attn_aux_weight=0.0, instance_aux_weight=0.0)
     settings = replace(settings, per_step_clips=True)
+    torch.set_num_threads(threads)
     trainer = Trainer(ms.init_model(ms.micro_config(), 0), ms.micro_dataset(), settings, data_workers=data_workers)
     times = []
     try:
@@ -49,6 +52,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=24, help="measured steps per run")
     parser.add_argument("--workers", type=int, default=1, help="data processes of the second contender")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="also compare 1 trainer thread with this many (0: skip)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"machine: {machine()}")
@@ -58,6 +63,12 @@ def main() -> None:
         ahead = seconds_per_step(kind, args.steps, args.workers)
         print(f"{kind} steps: clips drawn in the trainer {inline:.3f} s, by {args.workers} data process(es) "
               f"{ahead:.3f} s: {inline / ahead:.2f}x")
+    if args.threads:
+        for kind in ("image", "video"):
+            one = seconds_per_step(kind, args.steps, args.workers)
+            more = seconds_per_step(kind, args.steps, args.workers, threads=args.threads)
+            print(f"{kind} steps with {args.workers} data process(es): trainer on 1 thread {one:.3f} s, on "
+                  f"{args.threads} threads {more:.3f} s: {one / more:.2f}x")
 
 
 if __name__ == "__main__":
