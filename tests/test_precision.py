@@ -41,16 +41,20 @@ def test_auto_dtype_rules():
 
 
 def test_bf16_masks_agree_with_fp32_on_the_small_models_synthetic_videos(tmp_path):
-    """`evaluate --bf16-agreement`: the shipped model, one click per object, bfloat16 against float32
-    tracking on a synthetic scene and a synthetic time-lapse (12 frames each)."""
+    """`evaluate --bf16-agreement 6`, the figure issue 6 asks for: the shipped model, one click per
+    object, bfloat16 against float32 tracking on 6 synthetic scenes and 6 time-lapses (12 frames each).
+
+    The mean over the set is what is asked for; a single video is a noisy sample of it. Scene
+    10,000,123 alone gives 0.979 with the current weights: one object that both paths half lose
+    behind another (J against the truth 0.25-0.5 on frames 7-11), where they differ by a few pixels.
+    """
     import json
 
     from sam2_plugins.train.evaluate import main
 
     out = tmp_path / "results.json"
-    # agreement seeds start at --seed + 120: held-out seed 10_000_123
-    assert main(["--cells", "0", "--scenes", "0", "--bf16-agreement", "1", "--seed", "10000003",
-                 "--json", str(out)]) == 0
+    # agreement seeds start at --seed + 120: held-out seeds 10_000_120 to 10_000_125
+    assert main(["--cells", "0", "--scenes", "0", "--bf16-agreement", "6", "--json", str(out)]) == 0
     results = json.loads(out.read_text())
     assert results["device"] == "cpu"
     # Jaccard of each object's whole track (pixels of all frames together): frames where the

@@ -9,7 +9,7 @@ indexable by a list of frame indices (see :mod:`sam2_plugins.train.folder`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
@@ -114,6 +114,11 @@ class _LazyScene:
         from ..synthetic import make_scene_video
 
         chosen = tuple(int(t) for t in np.arange(self.num_frames)[idx].reshape(-1))
+        if self._last is not None and self._last[0] != chosen and set(chosen) <= set(self._last[0]):
+            # frames are rendered one by one (noise seeded per frame): a subset of the last render
+            rows = [self._last[0].index(t) for t in chosen]
+            last = self._last[1]
+            return replace(last, frames=last.frames[rows], labels=last.labels[rows], amodal=last.amodal[rows])
         if self._last is None or self._last[0] != chosen:
             self._last = (chosen, make_scene_video(self.seed, frames=chosen, **self.kwargs))
         return self._last[1]
@@ -163,6 +168,11 @@ class ClipSettings:
     max_zoom: float = 1.4  # random crop of 1/zoom of each side, then resized to the model input
     pan_prob: float = 0.0  # chance that a zoomed clip's crop window slides across the video (camera pan)
     max_stride: int = 1  # video clips take every k-th frame, k drawn from 1..max_stride (faster motion)
+    # chance that a video clip shows an object becoming mostly hidden (behind another, out of view) and
+    # coming back, where the video has one: the clip starts 1-2 frames before its visible area drops
+    # below half its largest, taking every k-th frame (k <= occlusion_max_stride) to reach its return
+    occlusion_prob: float = 0.0
+    occlusion_max_stride: int = 3
     image_prob: float = 0.0  # chance that a step trains on one frame (SAM-style, more objects)
     image_max_objects: int = 8
     videos_per_step: int = 1  # clips of different videos run as one batch (shared prompt plan)
@@ -218,8 +228,12 @@ def sample_clip(frames, labels, size: int, s: ClipSettings, rng: np.random.Gener
     stride = 1
     if length > 1 and s.max_stride > 1:  # no draw otherwise: recipes without strides reproduce
         stride = int(rng.integers(1, max(1, min(s.max_stride, (total - 1) // (length - 1))) + 1))
+    start = None
+    if length > 1 and s.occlusion_prob > 0 and rng.random() < s.occlusion_prob:
+        start, stride = _around_hiding(labels, length, s.occlusion_max_stride, rng) or (None, stride)
     span = (length - 1) * stride + 1
-    start = int(rng.integers(0, total - span + 1))
+    if start is None:
+        start = int(rng.integers(0, total - span + 1))
     idx = list(range(start, start + span, stride))
     lab = np.asarray(labels[idx])
     rgb = to_rgb01(np.asarray(frames[idx]))
@@ -258,6 +272,38 @@ def sample_clip(frames, labels, size: int, s: ClipSettings, rng: np.random.Gener
     every = F.interpolate(lab_t[:, None].float(), size=(size, size), mode="nearest")[:, 0].long()  # (T, S, S)
     pixels = to_model_input(np.ascontiguousarray(rgb), size)
     return Clip(pixels, gt, chosen, labels=every)
+
+
+def hidings(labels) -> list[tuple[int, int | None, int]]:
+    """(first hidden frame, first frame shown again or None, id) of every time an object's visible
+    area falls below half of its largest in the video (a whole pass over the video's labels)."""
+    lab = np.asarray(labels[list(range(len(labels)))])  # (T, H, W)
+    count = int(lab.max()) + 1
+    area = np.stack([np.bincount(frame.ravel(), minlength=count) for frame in lab])[:, 1:]  # (T, N)
+    peak = area.max(0)
+    hidden = (area < 0.5 * peak) & (peak > 0)  # (T, N)
+    out = []
+    for t, i in zip(*np.nonzero(hidden[1:] & ~hidden[:-1])):
+        shown = np.nonzero(~hidden[t + 1 :, i])[0]
+        out.append((int(t) + 1, int(t) + 1 + int(shown[0]) if len(shown) else None, int(i) + 1))
+    return out
+
+
+def _around_hiding(labels, length: int, max_stride: int, rng: np.random.Generator) -> tuple[int, int] | None:
+    """(start, stride) of a clip that shows an object hidden and shown again, from 1-2 frames
+    before it hides (None: the video has no such moment)."""
+    events = [(hide, back) for hide, back, _ in hidings(labels) if back is not None]
+    if not events:
+        return None
+    hide, back = events[int(rng.integers(len(events)))]
+    before = int(rng.integers(1, 3))
+    total = len(labels)
+    stride = 1  # the smallest that reaches the frame the object is shown again
+    while stride < max_stride and (length - 1 - before) * stride < back - hide:
+        stride += 1
+    stride = max(1, min(stride, (total - 1) // (length - 1)))
+    span = (length - 1) * stride + 1
+    return min(max(0, hide - before * stride), total - span), stride
 
 
 def draw_clip(dataset: VideoDataset, size: int, s: ClipSettings, rng: np.random.Generator,

@@ -121,6 +121,7 @@ def finetune(
     if not finished:
         return None
     info = {"recipe": "sam2_plugins.train.finetune", "init": str(init), "data": str(data_dir), "steps": steps,
-            "settings": settings.to_dict(), "train_seconds_this_run": round(time.perf_counter() - t0, 1)}
+            "settings": settings.to_dict(), "train_seconds": round(trainer.seconds, 1),
+            "train_seconds_this_run": round(time.perf_counter() - t0, 1)}
     weights, _ = save_model(model, out, dtype=save_dtype, info=info)
     return weights

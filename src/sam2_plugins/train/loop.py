@@ -11,7 +11,8 @@ gradients are averaged; rank 0 writes the checkpoint, which holds every rank's r
 
 With ``per_step_clips`` each clip has a random stream of its own (see :mod:`.feed`), and
 ``Trainer(data_workers=N)`` draws the next clips in N background processes while a step runs;
-any N, 0 included, gives the same run.
+any N, 0 included, gives the same run. ``thread_schedule`` sets the trainer's torch threads by
+step (a resumed run too), and ``run`` gives the process its own thread count back at the end.
 """
 
 from __future__ import annotations
@@ -67,6 +68,9 @@ class TrainSettings:
     focal_alpha_start: float | None = None  # ... reached from this value (from-scratch warm-up) ...
     focal_alpha_steps: int = 0  # ... over this many steps
     freeze_image_encoder: bool = False
+    # ((step, threads), ...): torch CPU threads from each step on (empty: the process's own setting).
+    # Part of the run: another thread count rounds floats differently, so it gives other weights
+    thread_schedule: tuple[tuple[int, int], ...] = ()
     checkpoint_every: int = 100
     seed: int = 0
     # each clip drawn from its own seed (seed, rank, clip index) rather than the trainer's stream:
@@ -84,6 +88,7 @@ class TrainSettings:
         clip = ClipSettings(**d.pop("clip", {}))
         prompts = PromptSettings(**d.pop("prompts", {}))
         d["lr_restarts"] = tuple(d.get("lr_restarts", ()))
+        d["thread_schedule"] = tuple(tuple(p) for p in d.get("thread_schedule", ()))
         if d.get("image_prob_schedule") is not None:
             d["image_prob_schedule"] = tuple(tuple(p) for p in d["image_prob_schedule"])
         return cls(clip=clip, prompts=prompts, **d)
@@ -93,6 +98,15 @@ def checkpoint_settings(path: str | Path) -> TrainSettings:
     """The training settings a resumable checkpoint was written with."""
     state = torch.load(path, map_location="cpu", weights_only=True)
     return TrainSettings.from_dict(json.loads(state["settings"]))
+
+
+def threads_at(step: int, s: TrainSettings) -> int | None:
+    """The torch thread count ``thread_schedule`` sets for ``step`` (None: not set)."""
+    threads = None
+    for start, count in sorted(s.thread_schedule):
+        if step >= start:
+            threads = int(count)
+    return threads
 
 
 def lr_at(step: int, s: TrainSettings) -> float:
@@ -149,6 +163,7 @@ class Trainer:
                 p.requires_grad_(False)
         self.optimizer = torch.optim.AdamW(_param_groups(model, settings), lr=settings.lr, betas=(0.9, 0.999))
         self.step = 0
+        self.seconds = 0.0  # time spent in run(), over every resume of the run
         self.rank, self.world_size = world()
         broadcast_parameters(model)  # every process starts from rank 0's weights
         # rank 0 keeps the single-process stream; the others draw different clips
@@ -160,6 +175,9 @@ class Trainer:
     def train_step(self) -> dict[str, float]:
         model, s = self.model, self.s
         model.train()
+        threads = threads_at(self.step, s)
+        if threads is not None and torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
         lr = lr_at(self.step, s)
         for g in self.optimizer.param_groups:
             g["lr"] = lr * g["lr_scale"]
@@ -224,7 +242,10 @@ class Trainer:
 
     # ------------------------------------------------------------------ the run
     def run(self, progress: ProgressFn | None = None, cancel: Any = None) -> bool:
-        """Train until ``settings.steps``; returns False when cancelled (a checkpoint is saved)."""
+        """Train until ``settings.steps``; returns False when cancelled (a checkpoint is saved).
+        The process's torch thread count is set back afterwards (see ``thread_schedule``)."""
+        threads_before = torch.get_num_threads()
+        started, seconds_before = time.perf_counter(), self.seconds
         try:
             while self.step < self.s.steps:
                 if any_process(is_cancelled(cancel)):
@@ -233,6 +254,7 @@ class Trainer:
                 t0 = time.perf_counter()
                 metrics = self.train_step()
                 metrics["sec"] = time.perf_counter() - t0
+                self.seconds = seconds_before + time.perf_counter() - started
                 metrics["step"] = self.step
                 self.history.append(metrics)
                 if self.checkpoint and self.s.checkpoint_every and self.step % self.s.checkpoint_every == 0:
@@ -243,6 +265,7 @@ class Trainer:
             return True
         finally:
             self.close()
+            torch.set_num_threads(threads_before)
 
     # ------------------------------------------------------------------ checkpoints
     def state(self) -> dict[str, Any]:
@@ -252,6 +275,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "step": self.step,
+            "seconds": self.seconds,
             "numpy_rng": rngs[0][0],
             "torch_rng": rngs[0][1],
             "rank_numpy_rngs": json.dumps([r[0] for r in rngs]),
@@ -289,6 +313,7 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step = int(state["step"])
+        self.seconds = float(state.get("seconds", 0.0))
         self.rng.bit_generator.state = json.loads(numpy_rngs[self.rank])
         torch.set_rng_state(torch_rngs[self.rank])
 

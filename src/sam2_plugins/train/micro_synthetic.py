@@ -8,13 +8,16 @@ It writes ``micro-synthetic.safetensors`` (Meta's key layout) and ``micro-synthe
 (official config layout plus a ``training`` record), and keeps a resumable checkpoint
 (``--resume`` continues an interrupted run). The recipe is a long image-only warm-up (the
 decoder learns to segment from clicks) followed by a shorter mixed phase of video clips that
-trains the memory, with the learning-rate schedule started again when the clips join. Each clip
-is seeded on its own, so ``--data-workers N`` (default 1: the second core) draws the next clips
-in background processes without changing the weights; ``--data-workers 0`` gives the same
+trains the memory, with the learning-rate schedule started again when the clips join. Half the
+video clips are placed where an object passes behind another and comes back (``--occlusion-clips``),
+and the trainer moves from one torch thread to two when clips join (the thread count is recorded:
+it changes the float rounding). Each clip is seeded on its own, so ``--data-workers N`` (default
+1: the second core) draws the next clips in background processes without changing the weights; ``--data-workers 0`` gives the same
 weights on one core, more slowly. ``--workers 2`` trains data-parallel in two processes: every
 step then averages the gradients of two clips. The number of workers is part of the recipe
 (another number gives other weights); the shipped weights come from one worker.
-``--warmup-steps N`` and ``--no-restart-lr`` change the recipe and are recorded with the weights.
+``--warmup-steps N``, ``--no-restart-lr`` and ``--occlusion-clips P`` change the recipe and are
+recorded with the weights.
 """
 
 from __future__ import annotations
@@ -58,10 +61,14 @@ def micro_config() -> Sam2Config:
 # image-only steps first: the decoder learns to use clicks. A single-frame step costs ~0.17 s
 # against ~1.2 s for a video step, and the clicked frame kept improving up to 20,000 of them;
 # the tracks followed once the video phase got a fresh learning-rate schedule (issue 4, stop 20)
-WARMUP_IMAGE_STEPS = 11000
-TOTAL_STEPS = 12400
+WARMUP_IMAGE_STEPS = 13000
+TOTAL_STEPS = 14400
 WORKERS = 1  # data-parallel processes, one clip each per step (the shipped weights: 1)
 DATA_WORKERS = 1  # background processes drawing clips (any number gives the same weights)
+# the trainer's torch threads: one while single frames train (the data process needs the other
+# core), two once video clips join (their steps ran 1.34x faster on two; issue 4, stop 20)
+IMAGE_THREADS, VIDEO_THREADS = 1, 2
+OCCLUSION_CLIPS = 0.5  # share of video clips placed where an object becomes mostly hidden
 
 
 class RecipeError(ValueError):
@@ -69,11 +76,17 @@ class RecipeError(ValueError):
 
 
 def micro_settings(steps: int = TOTAL_STEPS, seed: int = 0, warmup: int | None = None,
-                   restart_lr: bool = True) -> TrainSettings:
+                   restart_lr: bool = True, occlusion_clips: float = OCCLUSION_CLIPS) -> TrainSettings:
     """The recipe's settings; ``warmup`` image-only steps (default: the recipe's share of ``steps``);
-    ``restart_lr`` starts the learning-rate schedule again when video clips join."""
+    ``restart_lr`` starts the learning-rate schedule again when video clips join; ``occlusion_clips``
+    of the video clips are placed where an object becomes mostly hidden.
+
+    Everything before the warm-up's end depends on ``warmup`` and ``seed`` only, so runs that
+    differ in the other options share their first ``warmup`` steps."""
     if warmup is not None and not 0 <= warmup < steps:
         raise RecipeError(f"the image-only warm-up ({warmup} steps) must be shorter than the run ({steps} steps)")
+    if not 0.0 <= occlusion_clips <= 1.0:
+        raise RecipeError(f"--occlusion-clips is a share of the video clips, from 0 to 1: got {occlusion_clips}")
     warm = WARMUP_IMAGE_STEPS * steps // TOTAL_STEPS if warmup is None else warmup
     return TrainSettings(
         steps=steps, lr=1e-3, image_encoder_lr_scale=1.0, min_lr_ratio=0.05, warmup_steps=30,
@@ -86,9 +99,11 @@ def micro_settings(steps: int = TOTAL_STEPS, seed: int = 0, warmup: int | None =
         # the tracking losses
         instance_aux_weight=1.0, instance_aux_steps=warm,
         focal_alpha_start=0.98, focal_alpha_steps=warm,
+        thread_schedule=((0, IMAGE_THREADS), (warm, VIDEO_THREADS)),
         # up to 8 objects per video clip (more tracks and distractors per encoded clip), and half the
         # zoomed clips pan the crop window: every object moves, so memory must follow content
-        clip=ClipSettings(clip_len=8, max_objects=8, image_max_objects=12, pan_prob=0.5),
+        clip=ClipSettings(clip_len=8, max_objects=8, image_max_objects=12, pan_prob=0.5,
+                          occlusion_prob=occlusion_clips),
         prompts=PromptSettings(prob_points=0.9, prob_box=0.25, max_init_cond_frames=2, max_corrected_frames=2,
                                num_correction_points=1, prob_correct_from_gt=0.1),
     )
@@ -106,18 +121,18 @@ def init_model(cfg: Sam2Config, seed: int) -> Sam2Model:
 
 
 def train_micro(out_dir: str | Path, *, steps: int = TOTAL_STEPS, seed: int = 0, resume: bool = False,
-                threads: int = 1, workers: int = WORKERS, warmup: int | None = None,
-                data_workers: int = DATA_WORKERS, restart_lr: bool = True, log=print) -> Path:
+                workers: int = WORKERS, warmup: int | None = None, data_workers: int = DATA_WORKERS,
+                restart_lr: bool = True, occlusion_clips: float = OCCLUSION_CLIPS, log=print) -> Path:
     """Train the recipe into ``out_dir``; returns the weights file."""
     out_dir = Path(out_dir)
     if data_workers < 0:
         raise RecipeError(f"--data-workers must be 0 or more, got {data_workers}")
     # a bad warm-up fails here, before any process starts
-    settings = micro_settings(steps, seed, warmup, restart_lr=restart_lr)
+    settings = micro_settings(steps, seed, warmup, restart_lr=restart_lr, occlusion_clips=occlusion_clips)
     if resume:
         check_resumable(out_dir / f"{NAME}.ckpt", settings)
     out_dir.mkdir(parents=True, exist_ok=True)
-    run_workers(workers, _train_worker, out_dir, settings, resume, data_workers, log, threads=threads)
+    run_workers(workers, _train_worker, out_dir, settings, resume, data_workers, log)
     return out_dir / f"{NAME}.safetensors"
 
 
@@ -129,7 +144,8 @@ def check_resumable(ckpt: Path, settings: TrainSettings) -> None:
     if saved != settings:
         changed = ", ".join(f.name for f in fields(settings) if getattr(saved, f.name) != getattr(settings, f.name))
         raise RecipeError(f"{ckpt} was trained with other settings ({changed} differ): resume it with the "
-                         "options of that run (--steps, --warmup-steps, --seed, --no-restart-lr), "
+                         "options of that run (--steps, --warmup-steps, --seed, --no-restart-lr, "
+                         "--occlusion-clips), "
                          "or train into another --out")
 
 
@@ -163,6 +179,7 @@ def _train_worker(rank: int, workers: int, out_dir: Path, settings: TrainSetting
     if rank == 0:
         info = {"recipe": "sam2_plugins.train.micro_synthetic", "steps": steps, "seed": seed, "workers": workers,
                 "settings": settings.to_dict(), "torch": torch.__version__,
+                "train_seconds": round(trainer.seconds, 1),
                 "train_seconds_this_run": round(time.perf_counter() - t0, 1)}
         save_model(model, out_dir / f"{NAME}.safetensors", info=info)
         ckpt.unlink(missing_ok=True)  # kept only while a run is unfinished (for --resume)
@@ -181,7 +198,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="src/sam2_plugins/weights/", help="output folder")
     parser.add_argument("--steps", type=int, default=TOTAL_STEPS)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per worker")
     parser.add_argument("--workers", type=int, default=WORKERS,
                         help="data-parallel training processes (part of the recipe: changes the weights)")
     parser.add_argument("--warmup-steps", type=int, default=None,
@@ -193,12 +209,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--restart-lr", action=argparse.BooleanOptionalAction, default=True,
                         help="start the learning-rate schedule again when video clips join (default: on; "
                              "part of the recipe)")
+    parser.add_argument("--occlusion-clips", type=float, default=OCCLUSION_CLIPS, metavar="P",
+                        help=f"share of video clips placed where an object becomes mostly hidden (default "
+                             f"{OCCLUSION_CLIPS}; part of the recipe)")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     args = parser.parse_args(argv)
     try:
-        path = train_micro(args.out, steps=args.steps, seed=args.seed, resume=args.resume, threads=args.threads,
-                           workers=args.workers, warmup=args.warmup_steps, data_workers=args.data_workers,
-                           restart_lr=args.restart_lr, log=_print_flush)
+        path = train_micro(args.out, steps=args.steps, seed=args.seed, resume=args.resume, workers=args.workers,
+                           warmup=args.warmup_steps, data_workers=args.data_workers, restart_lr=args.restart_lr,
+                           occlusion_clips=args.occlusion_clips, log=_print_flush)
     except RecipeError as err:
         parser.error(str(err))
     print(f"wrote {path}", file=sys.stderr)

@@ -1,0 +1,111 @@
+"""Training over time: clips placed around occlusions, the trainer's thread schedule, and runs of
+the micro recipe that share their image-only warm-up (real engine, no mocks)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from sam2_plugins.train import ClipSettings, SyntheticCells, Trainer, TrainSettings, sample_clip
+from sam2_plugins.train.data import hidings
+from sam2_plugins.train.feed import draw_indexed_clip
+from sam2_plugins.train.micro_synthetic import init_model, micro_config
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _passing_behind(hidden: range, total: int = 30) -> tuple[np.ndarray, np.ndarray]:
+    """A 16-px square (id 1) sliding 3 px a frame under a static bar (id 2) that hides more than
+    half of it on the ``hidden`` frames only."""
+    labels = np.zeros((total, 64, 128), np.int32)
+    for t in range(total):
+        labels[t, 24:40, 4 + 3 * t : 20 + 3 * t] = 1
+    labels[:, 16:48, 10 + 3 * hidden[0] : 13 + 3 * hidden[-1]] = 2  # square visible: 9, 6 ... 7, 10 columns
+    grey = np.where(labels == 2, 0.8, np.where(labels == 1, 0.4, 0.1)).astype(np.float32)
+    return np.repeat(grey[..., None], 3, -1), labels
+
+
+def _hidden_then_back(clip, full: float = 16 * 32) -> bool:
+    """Whether the clip shows the square (``full`` pixels at 128 x 128) over half visible on its first
+    frame, then less than half, then over half again."""
+    if 1 not in clip.object_ids:  # hidden on the clip's first frame: not prompted
+        return False
+    shown = (clip.gt[:, clip.object_ids.index(1), 0].flatten(1).sum(-1) >= 0.5 * full).tolist()  # (T,)
+    return shown[0] and False in shown and True in shown[shown.index(False):]
+
+
+def test_hidings_find_when_an_object_goes_behind_another_and_comes_back():
+    _, labels = _passing_behind(range(10, 15))
+    assert hidings(labels) == [(10, 15, 1)]  # the bar never hides
+    labels[25:] = np.where(labels[25:] == 1, 0, labels[25:])  # the square leaves at frame 25: no return
+    assert hidings(labels) == [(10, 15, 1), (25, None, 1)]
+
+
+@pytest.mark.parametrize("hidden", [range(10, 15), range(10, 18)])
+def test_occlusion_clips_show_the_object_hide_and_come_back(hidden):
+    """With ``occlusion_prob`` a clip shows the object before, behind and after the occluder, taking
+    every k-th frame when the occlusion is longer than the clip; plain clips mostly miss it."""
+    frames, labels = _passing_behind(hidden)
+    settings = ClipSettings(clip_len=6, max_objects=2, augment=False)
+
+    def shown(prob: float) -> int:
+        return sum(_hidden_then_back(sample_clip(frames, labels, 128, replace(settings, occlusion_prob=prob),
+                                                 np.random.default_rng(seed))) for seed in range(20))
+
+    assert shown(1.0) == 20
+    assert shown(0.0) == 0  # 6 consecutive frames cannot hold the square before, behind and after the bar
+    # a video whose objects never hide gets ordinary clips
+    still = np.repeat(labels[:1], 30, 0)
+    clip = sample_clip(frames, still, 128, replace(settings, occlusion_prob=1.0), np.random.default_rng(0))
+    assert clip is not None and clip.gt.shape[0] == 6
+
+
+def test_thread_schedule_sets_the_trainer_threads_by_step_also_after_a_resume(tmp_path):
+    """The recorded thread count of each step holds after a resume; the run's time is kept too."""
+    settings = TrainSettings(steps=3, lr=1e-3, warmup_steps=1, autocast=False, checkpoint_every=1, seed=3,
+                             thread_schedule=((0, 1), (2, 2)),
+                             clip=ClipSettings(clip_len=1, max_objects=1, augment=False))
+    data = SyntheticCells(num_videos=4, num_frames=2, size=(64, 64))
+    seen: list[int] = []
+    ckpt = tmp_path / "run.ckpt"
+    trainer = Trainer(init_model(micro_config(), 0), data, settings, checkpoint=ckpt)
+    torch.set_num_threads(1)
+    assert trainer.run(lambda *_: seen.append(torch.get_num_threads()), cancel=lambda: trainer.step >= 2) is False
+    assert seen == [1, 1] and torch.get_num_threads() == 1
+    resumed = Trainer(init_model(micro_config(), 0), data, settings, checkpoint=ckpt)
+    resumed.load_checkpoint()
+    assert resumed.run(lambda *_: seen.append(torch.get_num_threads()))
+    assert seen == [1, 1, 2]
+    assert torch.get_num_threads() == 1  # the process's own setting is given back
+    assert resumed.seconds > trainer.seconds > 0  # the run's time adds up over resumes
+    assert TrainSettings.from_dict(json.loads(json.dumps(settings.to_dict()))) == settings
+
+
+def test_recipe_runs_that_differ_after_the_warm_up_share_it():
+    """Options that act once video clips join (occlusion clips, trainer threads) leave the image-only
+    warm-up as it is: such runs can start from one warm-up's checkpoint."""
+    from sam2_plugins.train import micro_synthetic as ms
+
+    runs = {p: ms.micro_settings(5, 0, warmup=2, occlusion_clips=p) for p in (0.0, 1.0)}
+    assert all(s.thread_schedule == ((0, 1), (2, 2)) for s in runs.values())
+    weights = {}
+    for p, settings in runs.items():
+        trainer = Trainer(ms.init_model(ms.micro_config(), 0), ms.micro_dataset(), settings)
+        for _ in range(2):
+            trainer.train_step()
+        weights[p] = [t.detach().clone() for t in trainer.model.parameters()]
+    assert all(torch.equal(a, b) for a, b in zip(weights[0.0], weights[1.0]))
+    later = [[draw_indexed_clip(ms.micro_dataset(), 64, s, 0, i).pixels for i in range(2, 12)] for s in runs.values()]
+    assert any(not (a.shape == b.shape and torch.equal(a, b)) for a, b in zip(*later))
+    with pytest.raises(ms.RecipeError, match="occlusion-clips"):
+        ms.micro_settings(5, 0, warmup=2, occlusion_clips=1.5)
