@@ -12,10 +12,11 @@ trains the memory, with the learning-rate schedule started again when the clips 
 video clips are placed where an object passes behind another and comes back (``--occlusion-clips``),
 and the trainer moves from one torch thread to two when clips join (the thread count is recorded:
 it changes the float rounding). Each clip is seeded on its own, so ``--data-workers N`` (default
-1: the second core) draws the next clips in background processes without changing the weights; ``--data-workers 0`` gives the same
-weights on one core, more slowly. ``--workers 2`` trains data-parallel in two processes: every
-step then averages the gradients of two clips. The number of workers is part of the recipe
-(another number gives other weights); the shipped weights come from one worker.
+1: the second core) draws the next clips in background processes without changing the weights;
+``--data-workers 0`` gives the same weights on one core, more slowly. ``--workers 2`` trains
+data-parallel in two processes: every step then averages the gradients of two clips. The number
+of workers is part of the recipe (another number gives other weights); the shipped weights come
+from one worker.
 ``--warmup-steps N``, ``--no-restart-lr`` and ``--occlusion-clips P`` change the recipe and are
 recorded with the weights.
 """
@@ -59,8 +60,9 @@ def micro_config() -> Sam2Config:
 
 
 # image-only steps first: the decoder learns to use clicks. A single-frame step costs ~0.17 s
-# against ~1.2 s for a video step, and the clicked frame kept improving up to 20,000 of them;
-# the tracks followed once the video phase got a fresh learning-rate schedule (issue 4, stop 20)
+# against ~1.05 s for a video step (on two threads), and the clicked frame kept improving up to
+# 20,000 of them; the tracks followed once the video phase got a fresh learning-rate schedule
+# (issue 4, stop 20). The 13,000 spend the time that two threads save in the video phase
 WARMUP_IMAGE_STEPS = 13000
 TOTAL_STEPS = 14400
 WORKERS = 1  # data-parallel processes, one clip each per step (the shipped weights: 1)
