@@ -41,3 +41,15 @@ def assert_logits_match(actual: np.ndarray, expected: np.ndarray, what: str) -> 
     decided = np.abs(expected) > LOGIT_TOL
     flipped = ((actual > 0) != (expected > 0)) & decided
     assert not flipped.any(), f"{what}: {flipped.sum()} mask pixels differ"
+
+
+@pytest.fixture
+def one_thread():
+    """Torch on one thread for the test, then the process's own count again (tiny ops: one thread
+    is fastest and immune to a busy machine)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -38,12 +38,7 @@ MICRO_WEIGHTS = DATA / "micro_reference.safetensors"
 MICRO_CONFIG = DATA / "sam2.1_hiera_micro.config.json"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny ops: one thread is fastest and immune to a busy machine
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_official_layout_round_trips():

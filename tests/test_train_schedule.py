@@ -16,12 +16,7 @@ from sam2_plugins.train.feed import draw_indexed_clip
 from sam2_plugins.train.micro_synthetic import init_model, micro_config
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _passing_behind(hidden: range, total: int = 30) -> tuple[np.ndarray, np.ndarray]:
