@@ -14,7 +14,10 @@ Protocol
   daughters are new tracks nobody clicked).
 * Identity switches: on each frame the prediction of a clicked cell is matched to the GT cell
   it overlaps with IoU >= 0.5 (if any). A switch is counted whenever that matched id changes
-  from one frame to a later one, except a change from a mother to one of her descendants.
+  from one frame to a later one, except a change from a mother to one of her descendants, and
+  a change between two cells of the clicked cell's own lineage (the clicked cell and its
+  descendants: after a division both daughters continue the clicked cell, so a mask that
+  covers both and matches one, then the other, has not left the cell it was given).
   Reported per 100 clicked tracks.
 * Scenes: a 24-frame ``make_scene_video`` (192 x 256, 3 occluding objects); one click per
   object visible on frame 0; J over frames where the object is visible.
@@ -84,9 +87,10 @@ def score_tracks(masks: dict[int, np.ndarray], labels: np.ndarray, lineage: dict
                  ) -> dict[int, TrackScore]:
     """Per clicked object: IoU on frames where its GT exists, and identity switches."""
     out: dict[int, TrackScore] = {}
+    allowed_next: dict[int, set[int]] = {}  # id -> its descendants
     for oid, pred in masks.items():
         score = TrackScore()
-        allowed_next = {}
+        family = {oid} | (_descendants(lineage, oid) if lineage else set())  # the clicked cell's lineage
         last = None
         for t in range(labels.shape[0]):
             gt = labels[t] == oid
@@ -103,7 +107,8 @@ def score_tracks(masks: dict[int, np.ndarray], labels: np.ndarray, lineage: dict
             if ious[k] < 0.5:
                 continue
             match = int(ids[k])
-            if last is not None and match != last and (
+            within_family = last in family and match in family
+            if last is not None and match != last and not within_family and (
                     lineage is None or match not in allowed_next.setdefault(last, _descendants(lineage, last))):
                 score.switches += 1
             last = match
