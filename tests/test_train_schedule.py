@@ -73,8 +73,7 @@ def test_thread_schedule_sets_the_trainer_threads_by_step_also_after_a_resume(tm
     data = SyntheticCells(num_videos=4, num_frames=2, size=(64, 64))
     seen: list[int] = []
     ckpt = tmp_path / "run.ckpt"
-    trainer = Trainer(init_model(micro_config(), 0), data, settings, checkpoint=ckpt)
-    torch.set_num_threads(1)
+    trainer = Trainer(init_model(micro_config(), 0), data, settings, checkpoint=ckpt)  # one thread: the fixture
     assert trainer.run(lambda *_: seen.append(torch.get_num_threads()), cancel=lambda: trainer.step >= 2) is False
     assert seen == [1, 1] and torch.get_num_threads() == 1
     resumed = Trainer(init_model(micro_config(), 0), data, settings, checkpoint=ckpt)

@@ -87,10 +87,20 @@ def score_tracks(masks: dict[int, np.ndarray], labels: np.ndarray, lineage: dict
                  ) -> dict[int, TrackScore]:
     """Per clicked object: IoU on frames where its GT exists, and identity switches."""
     out: dict[int, TrackScore] = {}
-    allowed_next: dict[int, set[int]] = {}  # id -> its descendants
+    known: dict[int, set[int]] = {}  # id -> its descendants, each worked out once
+
+    def descendants(i: int) -> set[int]:
+        if i not in known:
+            known[i] = _descendants(lineage, i) if lineage else set()
+        return known[i]
+
+    def keeps_identity(last: int, match: int, family: set[int]) -> bool:
+        # within the clicked cell's lineage, or from any cell to one of its own descendants
+        return (last in family and match in family) or match in descendants(last)
+
     for oid, pred in masks.items():
         score = TrackScore()
-        family = {oid} | (_descendants(lineage, oid) if lineage else set())  # the clicked cell's lineage
+        family = {oid} | descendants(oid)  # the clicked cell's lineage
         last = None
         for t in range(labels.shape[0]):
             gt = labels[t] == oid
@@ -107,9 +117,7 @@ def score_tracks(masks: dict[int, np.ndarray], labels: np.ndarray, lineage: dict
             if ious[k] < 0.5:
                 continue
             match = int(ids[k])
-            within_family = last in family and match in family
-            if last is not None and match != last and not within_family and (
-                    lineage is None or match not in allowed_next.setdefault(last, _descendants(lineage, last))):
+            if last is not None and match != last and not keeps_identity(last, match, family):
                 score.switches += 1
             last = match
         out[oid] = score
