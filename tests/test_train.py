@@ -61,6 +61,49 @@ def test_losses_pick_best_mask_and_ignore_absent_objects():
     assert float(wrong_scores.presence) > 5
 
 
+def test_absent_weight_and_object_weight_scale_the_right_terms():
+    target = torch.zeros(2, 1, 16, 16)
+    target[0, 0, 4:12, 4:12] = 1  # object 1 present, object 2 absent
+    masks = torch.where(target > 0, 5.0, -5.0)
+    masks[0, 0, 4:6] = -5.0  # object 1's mask misses two rows: its mask terms are not zero
+    ious, scores = torch.ones(2, 1), torch.zeros(2, 1)  # presence undecided for both
+
+    def terms(**kw):
+        return step_loss(masks, ious, scores, target, num_objects=2, **kw)
+
+    base, heavy = terms(), terms(absent_weight=4.0)
+    # the absent object's presence error counts 4x, the present one's stays: (1 + 4) / (1 + 1)
+    assert float(heavy.presence) == pytest.approx(float(base.presence) * 2.5)
+    assert float(heavy.focal) == float(base.focal) and float(heavy.dice) == float(base.dice)
+    # weight 0 leaves an object out entirely: here object 1, so only object 2's presence remains
+    out = terms(object_weight=torch.tensor([[0.0], [1.0]]))
+    assert float(out.focal) == 0 and float(out.dice) == 0 and float(out.iou) == 0
+    assert float(out.presence) == pytest.approx(float(base.presence) / 2)
+
+
+def test_frames_after_a_division_are_left_out_but_exits_are_not():
+    from sam2_plugins.synthetic import make_timelapse
+    from sam2_plugins.train.data import continued_by_new_labels
+
+    lab = np.zeros((4, 20, 40), np.int64)
+    lab[:2, 2:10, 2:10] = 1  # cell 1 divides on frame 2 into cells 7 and 8, in its place
+    lab[2:, 2:10, 2:6], lab[2:, 2:10, 6:10] = 7, 8
+    lab[:3, 12:18, 30:38] = 2  # cell 2 leaves after frame 2 ...
+    lab[3:, 12:18, 2:8] = 9  # ... while a cell enters elsewhere
+    lab[:, 12:18, 14:20] = 3  # cell 3 stays
+    assert continued_by_new_labels(lab, [1, 2, 3]).T.tolist() == [
+        [False, False, True, True], [False] * 4, [False] * 4]
+    # the synthetic time-lapses: exactly the frames of each mother after her division
+    tl = make_timelapse(3, num_frames=30)
+    ids = [int(i) for i in np.unique(tl.labels[0]) if i]
+    mothers = {p for p in tl.lineage.values() if p}
+    assert mothers & set(ids)
+    left_out = continued_by_new_labels(tl.labels, ids)
+    for j, i in enumerate(ids):
+        gone = ~(tl.labels == i).reshape(len(tl.labels), -1).any(1)
+        assert left_out[:, j].tolist() == (np.cumsum(gone) > 0 if i in mothers else np.zeros_like(gone)).tolist()
+
+
 def test_prompt_sampling_from_masks():
     gen = torch.Generator().manual_seed(0)
     gt = torch.zeros(3, 1, 32, 32, dtype=torch.bool)
@@ -221,6 +264,36 @@ def test_clip_losses_weight_other_instances_pixels_only_when_asked():
     assert focal(4.0) > focal(0.0)
     settings = replace(_small_settings(2), neighbour_weight=4.0)
     trainer = Trainer(init_model(micro_config(), seed=0), cells, settings)
+    assert trainer.run() and all(np.isfinite(m["loss"]) for m in trainer.history)
+
+
+def test_a_mothers_frames_after_her_division_leave_the_losses_when_asked():
+    from sam2_plugins.synthetic import make_timelapse
+
+    tl = make_timelapse(3, num_frames=30)
+    mother = min(p for p in tl.lineage.values() if p and (tl.labels[0] == p).any())
+    end = int(np.nonzero(~(tl.labels == mother).reshape(30, -1).any(1))[0][0])  # her first frame gone
+    frames, labels = tl.frames[end - 2 : end + 2], tl.labels[end - 2 : end + 2]
+    settings = ClipSettings(clip_len=4, max_objects=20, augment=False, skip_divided=True)
+    clip = sample_clip(frames, labels, 256, settings, np.random.default_rng(0))
+    j = clip.object_ids.index(mother)
+    assert clip.unscored[:, j].tolist() == [False, False, True, True]
+    assert sample_clip(frames, labels, 256, replace(settings, skip_divided=False), np.random.default_rng(0)).unscored \
+        is None
+    model = init_model(micro_config(), seed=0).eval()
+    plan = ClipPlan([0], {0: "mask"})
+
+    def presence(unscored):
+        with torch.no_grad():
+            res = unroll_clip(model, clip.pixels, clip.gt, plan, PromptSettings(), torch.Generator().manual_seed(0),
+                              np.random.default_rng(0), ptr_frames=16, unscored=unscored)
+        return float(res.loss.presence)
+
+    assert presence(clip.unscored) < presence(None)
+    cells = SyntheticCells(num_videos=4, num_frames=6, size=(64, 64))
+    trainer = Trainer(init_model(micro_config(), seed=0), cells,
+                      replace(_small_settings(2), absent_weight=4.0,
+                              clip=replace(_small_settings(2).clip, skip_divided=True, image_prob=0.0)))
     assert trainer.run() and all(np.isfinite(m["loss"]) for m in trainer.history)
 
 

@@ -86,11 +86,14 @@ def test_thread_schedule_sets_the_trainer_threads_by_step_also_after_a_resume(tm
 
 
 def test_recipe_runs_that_differ_after_the_warm_up_share_it():
-    """Options that act once video clips join (occlusion clips, trainer threads) leave the image-only
-    warm-up as it is: such runs can start from one warm-up's checkpoint."""
+    """Options that act once video clips join (occlusion clips, trainer threads, the presence weight of
+    absent objects, divided mothers left out) leave the image-only warm-up as it is: such runs can
+    start from one warm-up's checkpoint."""
     from sam2_plugins.train import micro_synthetic as ms
 
-    runs = {p: ms.micro_settings(5, 0, warmup=2, occlusion_clips=p) for p in (0.0, 1.0)}
+    runs = {0.0: ms.micro_settings(5, 0, warmup=2, occlusion_clips=0.0),
+            1.0: ms.micro_settings(5, 0, warmup=2, occlusion_clips=1.0, absent_weight=4.0, skip_divided=True)}
+    assert runs[1.0].absent_weight == 4.0 and runs[1.0].clip.skip_divided and not runs[0.0].clip.skip_divided
     assert all(s.thread_schedule == ((0, 1), (2, 2)) for s in runs.values())
     weights = {}
     for p, settings in runs.items():
@@ -103,3 +106,5 @@ def test_recipe_runs_that_differ_after_the_warm_up_share_it():
     assert any(not (a.shape == b.shape and torch.equal(a, b)) for a, b in zip(*later))
     with pytest.raises(ms.RecipeError, match="occlusion-clips"):
         ms.micro_settings(5, 0, warmup=2, occlusion_clips=1.5)
+    with pytest.raises(ms.RecipeError, match="absent-weight"):
+        ms.micro_settings(5, 0, warmup=2, absent_weight=0.0)

@@ -173,6 +173,9 @@ class ClipSettings:
     # below half its largest, taking every k-th frame (k <= occlusion_max_stride) to reach its return
     occlusion_prob: float = 0.0
     occlusion_max_stride: int = 3
+    # leave an object's frames out of the losses once its label ends where new labels take over its
+    # place (a division): whether its track should then stop or cover the daughters is not defined
+    skip_divided: bool = False
     image_prob: float = 0.0  # chance that a step trains on one frame (SAM-style, more objects)
     image_max_objects: int = 8
     videos_per_step: int = 1  # clips of different videos run as one batch (shared prompt plan)
@@ -192,6 +195,7 @@ class Clip:
     object_ids: list[int]
     object_clip: list[int] | None = None
     labels: torch.Tensor | None = None  # (K * T, S, S) int64 every instance of each frame (0 = background)
+    unscored: torch.Tensor | None = None  # (T, B) bool: frames left out of an object's losses
 
 
 def batch_clips(clips: Sequence[Clip]) -> Clip:
@@ -205,7 +209,11 @@ def batch_clips(clips: Sequence[Clip]) -> Clip:
     labels = None
     if all(c.labels is not None for c in clips):
         labels = torch.cat([c.labels[:length] for c in clips])  # (K * T, S, S), rows as pixels
-    return Clip(pixels, gt, [i for c in clips for i in c.object_ids], object_clip, labels)
+    unscored = None
+    if any(c.unscored is not None for c in clips):
+        unscored = torch.cat([c.unscored[:length] if c.unscored is not None
+                              else torch.zeros(length, len(c.object_ids), dtype=torch.bool) for c in clips], 1)
+    return Clip(pixels, gt, [i for c in clips for i in c.object_ids], object_clip, labels, unscored)
 
 
 def _photometric(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -271,7 +279,26 @@ def sample_clip(frames, labels, size: int, s: ClipSettings, rng: np.random.Gener
     gt = (masks >= 0.5)[:, :, None]
     every = F.interpolate(lab_t[:, None].float(), size=(size, size), mode="nearest")[:, 0].long()  # (T, S, S)
     pixels = to_model_input(np.ascontiguousarray(rgb), size)
-    return Clip(pixels, gt, chosen, labels=every)
+    unscored = torch.from_numpy(continued_by_new_labels(lab, chosen)) if s.skip_divided and length > 1 else None
+    return Clip(pixels, gt, chosen, labels=every, unscored=unscored)
+
+
+def continued_by_new_labels(lab: np.ndarray, ids: Sequence[int], cover: float = 0.5) -> np.ndarray:
+    """(T, B) bool, True for each object from the first frame where its label is gone while labels
+    new on that frame cover at least ``cover`` of its footprint on the frame before (a division,
+    or a track relabelled) to the end. Objects that leave or hide stay False."""
+    out = np.zeros((len(lab), len(ids)), bool)
+    for j, i in enumerate(ids):
+        present = (lab == i).reshape(len(lab), -1).any(1)
+        for t in range(1, len(lab)):
+            if present[t] or not present[t - 1]:
+                continue
+            last = lab[t - 1] == i
+            new = ~np.isin(lab[t], np.unique(lab[t - 1])) & (lab[t] > 0)
+            if (new & last).sum() >= cover * last.sum():
+                out[t:, j] = True
+                break
+    return out
 
 
 def hidings(labels) -> list[tuple[int, int | None, int]]:

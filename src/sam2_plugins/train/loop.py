@@ -64,6 +64,9 @@ class TrainSettings:
     # extra focal weight on other instances' pixels (masks spilling into touching cells); from scratch
     # at 4.0 it halved that spill but made masks timid: lower J on the held-out movies
     neighbour_weight: float = 0.0
+    # presence-loss weight where the object is absent (SAM 2: 1.0): once divided mothers leave the
+    # losses (ClipSettings.skip_divided), the absent frames left (exits, hidings) are few
+    absent_weight: float = 1.0
     focal_alpha: float = 0.25  # SAM 2's focal alpha ...
     focal_alpha_start: float | None = None  # ... reached from this value (from-scratch warm-up) ...
     focal_alpha_steps: int = 0  # ... over this many steps
@@ -194,7 +197,9 @@ class Trainer:
                               ptr_frames=s.ptr_frames, autocast=s.autocast, loss_size=s.loss_size,
                               attn_aux=aux_w > 0, focal_alpha=self._focal_alpha(), object_clip=clip.object_clip,
                               labels=clip.labels.to(device) if inst_w > 0 or s.neighbour_weight > 0 else None,
-                              instance_aux=inst_w > 0, neighbour_weight=s.neighbour_weight)
+                              instance_aux=inst_w > 0, neighbour_weight=s.neighbour_weight,
+                              absent_weight=s.absent_weight,
+                              unscored=None if clip.unscored is None else clip.unscored.to(device))
             loss = (res.loss.total + aux_w * res.aux + inst_w * res.instance) / s.clips_per_step
             if loss.requires_grad:  # False when every frame of the clip was given its GT mask
                 loss.backward()

@@ -81,6 +81,7 @@ def actual_iou(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def step_loss(
     multimasks: torch.Tensor, ious: torch.Tensor, object_score_logits: torch.Tensor, target: torch.Tensor,
     num_objects: int, focal_alpha: float = 0.25, pixel_weight: torch.Tensor | None = None,
+    absent_weight: float = 1.0, object_weight: torch.Tensor | None = None,
 ) -> LossTerms:
     """Loss of one prediction step.
 
@@ -89,6 +90,8 @@ def step_loss(
     are soft at object borders). ``focal_alpha``: weight of object pixels in the focal term
     (SAM 2: 0.25; a from-scratch warm-up may start near 1 so that "no mask" is not a minimum).
     ``pixel_weight`` (B, 1, H, W): focal weight of each pixel (None: 1 everywhere).
+    ``absent_weight``: presence weight of objects absent from the target (SAM 2: 1).
+    ``object_weight`` (B, 1): weight of each object's terms (0 leaves a frame out; None: 1).
     """
     multimasks = multimasks.float()
     target = target.float().expand_as(multimasks)
@@ -102,6 +105,11 @@ def step_loss(
         focal, dice = focal[rows, best][:, None], dice[rows, best][:, None]
         iou = iou.mean(-1, keepdim=True)  # supervise all IoU outputs (SAM 2.1 training setting)
     presence = F.binary_cross_entropy_with_logits(object_score_logits.float(), present, reduction="none")
+    if absent_weight != 1.0:
+        presence = presence * (present + absent_weight * (1 - present))
+    if object_weight is not None:
+        present = present * object_weight
+        presence = presence * object_weight
     return LossTerms(
         (focal * present).sum() / num_objects,
         (dice * present).sum() / num_objects,

@@ -148,6 +148,8 @@ def unroll_clip(
     labels: torch.Tensor | None = None,
     instance_aux: bool = False,
     neighbour_weight: float = 0.0,
+    absent_weight: float = 1.0,
+    unscored: torch.Tensor | None = None,
 ) -> ClipResult:
     """Run a clip and return its summed loss.
 
@@ -163,7 +165,8 @@ def unroll_clip(
     ``instance_aux`` also returns the instance-grouping loss of the image features (see
     :mod:`.instance_aux`); ``neighbour_weight`` adds this much focal weight on the pixels of other
     instances (a mask that spills into a touching cell costs more than one that spills into
-    background).
+    background). ``absent_weight`` scales the presence loss where an object is absent.
+    ``unscored`` (T, B) bool leaves those frames out of each object's losses.
     """
     num_frames, b = gt.shape[0], gt.shape[1]
     size = pixels.shape[-1]
@@ -254,10 +257,12 @@ def unroll_clip(
                 if small:
                     others = F.interpolate(others, size=(loss_size, loss_size), mode="area")
                 weight = 1.0 + neighbour_weight * others
+            scored = None if unscored is None else (~unscored[t]).float()[:, None]  # (B, 1)
             for out in steps:
                 pred = resize_bilinear(out.low_res_multimasks, (loss_size, loss_size)) if small \
                     else out.high_res_multimasks
-                loss = loss + step_loss(pred, out.ious, out.object_score_logits, tgt, b, focal_alpha, weight)
+                loss = loss + step_loss(pred, out.ious, out.object_score_logits, tgt, b, focal_alpha, weight,
+                                        absent_weight, scored)
         masks[t] = sam.high_res_masks.detach().float()
         scores[t] = sam.object_score_logits.detach().float()
     if probe is not None:
