@@ -288,14 +288,16 @@ def continued_by_new_labels(lab: np.ndarray, ids: Sequence[int], cover: float = 
     new on that frame cover at least ``cover`` of its footprint on the frame before (a division,
     or a track relabelled) to the end. Objects that leave or hide stay False."""
     out = np.zeros((len(lab), len(ids)), bool)
+    seen = [set(np.unique(frame).tolist()) for frame in lab]  # ids on each frame
+    new: dict[int, np.ndarray] = {}  # frame -> its pixels of labels absent the frame before
     for j, i in enumerate(ids):
-        present = (lab == i).reshape(len(lab), -1).any(1)
         for t in range(1, len(lab)):
-            if present[t] or not present[t - 1]:
+            if i in seen[t] or i not in seen[t - 1]:
                 continue
+            if t not in new:
+                new[t] = np.isin(lab[t], list(seen[t] - seen[t - 1] - {0}))
             last = lab[t - 1] == i
-            new = ~np.isin(lab[t], np.unique(lab[t - 1])) & (lab[t] > 0)
-            if (new & last).sum() >= cover * last.sum():
+            if (new[t] & last).sum() >= cover * last.sum():
                 out[t:, j] = True
                 break
     return out

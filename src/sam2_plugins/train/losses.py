@@ -107,12 +107,12 @@ def step_loss(
     presence = F.binary_cross_entropy_with_logits(object_score_logits.float(), present, reduction="none")
     if absent_weight != 1.0:
         presence = presence * (present + absent_weight * (1 - present))
+    scored = present  # weight of the mask and IoU terms: only where the object is present
     if object_weight is not None:
-        present = present * object_weight
-        presence = presence * object_weight
+        scored, presence = present * object_weight, presence * object_weight
     return LossTerms(
-        (focal * present).sum() / num_objects,
-        (dice * present).sum() / num_objects,
-        (iou * present).sum() / num_objects,
+        (focal * scored).sum() / num_objects,
+        (dice * scored).sum() / num_objects,
+        (iou * scored).sum() / num_objects,
         presence.sum() / num_objects,
     )
