@@ -87,13 +87,16 @@ def test_thread_schedule_sets_the_trainer_threads_by_step_also_after_a_resume(tm
 
 def test_recipe_runs_that_differ_after_the_warm_up_share_it():
     """Options that act once video clips join (occlusion clips, trainer threads, the presence weight of
-    absent objects, divided mothers left out) leave the image-only warm-up as it is: such runs can
-    start from one warm-up's checkpoint."""
+    absent objects, divided mothers left out, the restart's peak, the single-frame share) leave the
+    image-only warm-up as it is: such runs can start from one warm-up's checkpoint."""
     from sam2_plugins.train import micro_synthetic as ms
 
-    runs = {0.0: ms.micro_settings(5, 0, warmup=2, occlusion_clips=0.0),
-            1.0: ms.micro_settings(5, 0, warmup=2, occlusion_clips=1.0, absent_weight=4.0, skip_divided=True)}
+    runs = {0.0: ms.micro_settings(5, 0, warmup=2, occlusion_clips=0.0, absent_weight=1.0, skip_divided=False,
+                                   restart_lr_scale=1.0, video_image_share=0.2),
+            1.0: ms.micro_settings(5, 0, warmup=2, occlusion_clips=1.0, absent_weight=4.0, skip_divided=True,
+                                   restart_lr_scale=0.3, video_image_share=0.5)}
     assert runs[1.0].absent_weight == 4.0 and runs[1.0].clip.skip_divided and not runs[0.0].clip.skip_divided
+    assert (runs[0.0].restart_lr_scale, runs[1.0].restart_lr_scale) == (1.0, 0.3)
     assert all(s.thread_schedule == ((0, 1), (2, 2)) for s in runs.values())
     weights = {}
     for p, settings in runs.items():
@@ -108,3 +111,41 @@ def test_recipe_runs_that_differ_after_the_warm_up_share_it():
         ms.micro_settings(5, 0, warmup=2, occlusion_clips=1.5)
     with pytest.raises(ms.RecipeError, match="absent-weight"):
         ms.micro_settings(5, 0, warmup=2, absent_weight=0.0)
+    with pytest.raises(ms.RecipeError, match="restart-lr-scale"):
+        ms.micro_settings(5, 0, warmup=2, restart_lr_scale=0.0)
+    with pytest.raises(ms.RecipeError, match="video-image-share"):
+        ms.micro_settings(5, 0, warmup=2, video_image_share=1.0)
+
+
+def test_a_scaled_restart_lowers_only_the_parts_single_frames_trained(tmp_path):
+    """With ``restart_lr_scale`` the restarted schedule peaks lower for the encoder, prompt encoder and
+    decoder, while the memory (untouched by single frames) restarts at full height; runs without it
+    keep the optimiser layout, and a resumed run keeps the scale."""
+    settings = TrainSettings(steps=5, lr=1e-3, warmup_steps=1, lr_restarts=(2,), restart_lr_scale=0.25,
+                             autocast=False, checkpoint_every=1, seed=3,
+                             clip=ClipSettings(clip_len=1, max_objects=1, augment=False))
+    data = SyntheticCells(num_videos=4, num_frames=2, size=(64, 64))
+    ckpt = tmp_path / "run.ckpt"
+
+    def lrs(trainer):  # the learning rate the decoder and the memory attention train with
+        named = dict(trainer.model.named_parameters())
+        out = []
+        for name in ("sam_mask_decoder.iou_prediction_head.layers.0.weight",
+                     "memory_attention.layers.0.self_attn.q_proj.weight"):
+            out.append(next(g["lr"] for g in trainer.optimizer.param_groups
+                            if any(p is named[name] for p in g["params"])))
+        return out
+
+    trainer = Trainer(init_model(micro_config(), 0), data, settings, checkpoint=ckpt)
+    seen = []
+    trainer.run(lambda *_: seen.append(lrs(trainer)), cancel=lambda: trainer.step >= 3)
+    assert seen[0][0] == seen[0][1] and seen[1][0] == seen[1][1]  # before the restart: one schedule
+    assert seen[2][0] == pytest.approx(0.25 * seen[2][1]) and seen[2][1] == pytest.approx(1e-3)
+    resumed = Trainer(init_model(micro_config(), 0), data, settings, checkpoint=ckpt)
+    resumed.load_checkpoint()
+    resumed.run(lambda *_: seen.append(lrs(resumed)))
+    assert all(dec == pytest.approx(0.25 * mem) for dec, mem in seen[3:]) and len(seen) == 5  # still scaled
+    assert 0 < seen[4][1] < 1e-3  # and decaying
+    plain = Trainer(init_model(micro_config(), 0), data, replace(settings, restart_lr_scale=1.0))
+    assert len(plain.optimizer.param_groups) == 4  # (encoder or not) x (decayed or not), as before the option
+    assert len(trainer.optimizer.param_groups) > 4

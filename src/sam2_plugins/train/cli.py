@@ -40,6 +40,9 @@ def add_finetune_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     parser.add_argument("--freeze-image-encoder", action="store_true", help="train only the rest of the model")
     parser.add_argument("--mix-synthetic", type=float, default=0.0, metavar="FRACTION",
                         help="fraction of synthetic cell movies mixed into the data (default: 0)")
+    parser.add_argument("--skip-divided", action="store_true",
+                        help="after a cell divides (its label ends where new labels appear), leave its later "
+                             "frames out of the losses rather than train it as absent")
     parser.add_argument("--checkpoint", default=None, metavar="PATH",
                         help="resumable training state (default: OUT with .ckpt)")
     parser.add_argument("--checkpoint-every", type=int, default=100, metavar="N",
@@ -87,6 +90,7 @@ def run_finetune(args: argparse.Namespace) -> int:
             max_stride=args.max_stride,
             correction_points=args.correction_points,
             freeze_image_encoder=args.freeze_image_encoder, mix_synthetic=args.mix_synthetic,
+            skip_divided=args.skip_divided,
             checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume,
             data_workers=args.data_workers,
             device=args.device, autocast=False if args.no_autocast else None, seed=args.seed,

@@ -53,6 +53,7 @@ def finetune(
     correction_points: int = 7,
     freeze_image_encoder: bool = False,
     mix_synthetic: float = 0.0,
+    skip_divided: bool = False,
     checkpoint: str | Path | None = None,
     checkpoint_every: int = 100,
     resume: bool = False,
@@ -76,6 +77,9 @@ def finetune(
     optimizer step, run as one batch (worth it where the device has parallel headroom: a GPU).
     ``max_stride``: clips take every k-th frame, k drawn from 1..max_stride, so the model also
     learns motion faster than the data's frame rate shows.
+    ``skip_divided``: once a cell divides (its label ends and new labels cover at least half of
+    its last footprint), its later frames leave the losses instead of teaching "absent" where the
+    daughters lie (see :func:`sam2_plugins.train.data.continued_by_new_labels`).
     ``data_workers``: background processes that read and prepare the next clips while a step
     runs (the result does not depend on their number).
     ``progress(step, total, metrics)`` is called after each step; ``cancel`` (an Event or a
@@ -107,7 +111,7 @@ def finetune(
         freeze_image_encoder=freeze_image_encoder, checkpoint_every=checkpoint_every, seed=seed,
         per_step_clips=True,  # clips do not depend on data_workers
         clip=ClipSettings(clip_len=clip_len, max_objects=max_objects, videos_per_step=batch,
-                          max_stride=max_stride),
+                          max_stride=max_stride, skip_divided=skip_divided),
         prompts=replace(PromptSettings(), num_correction_points=correction_points),
     )
     ckpt = Path(checkpoint) if checkpoint else checkpoint_path_for(out)

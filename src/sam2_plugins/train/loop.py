@@ -49,6 +49,10 @@ class TrainSettings:
     min_lr_ratio: float = 0.1  # cosine decay to lr * this
     warmup_steps: int = 20
     lr_restarts: tuple[int, ...] = ()  # steps where the schedule starts again (warm-up, then cosine)
+    # peak of the restarted schedules for the parts single frames train (encoder, prompt encoder,
+    # decoder), as a share of lr; the memory's own parts restart at lr. From scratch, an image-only
+    # warm-up leaves the memory untrained but the decoder trained: a full restart unlearns the decoder
+    restart_lr_scale: float = 1.0
     weight_decay: float = 0.1
     grad_clip: float = 0.1
     clips_per_step: int = 1
@@ -130,18 +134,28 @@ def lr_at(step: int, s: TrainSettings) -> float:
     return s.lr * (s.min_lr_ratio + (1 - s.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * frac)))
 
 
+# parameters only video clips train: single frames use neither memories nor object pointers
+MEMORY_PARTS = ("memory_encoder.", "memory_attention.", "obj_ptr_proj.", "obj_ptr_tpos_proj.",
+                "maskmem_tpos_enc", "no_obj_ptr", "no_obj_embed_spatial")
+
+
 def _param_groups(model: Sam2Model, s: TrainSettings) -> list[dict]:
-    groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
+    # (vision, no_decay, memory); memory parts get a group of their own only when their schedule
+    # differs, so runs without restart_lr_scale keep the optimiser layout of their checkpoints
+    groups: dict[tuple[bool, bool, bool], list[torch.nn.Parameter]] = {}
+    split_memory = s.restart_lr_scale != 1.0
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
         vision = name.startswith("image_encoder.")
         no_decay = p.ndim <= 1 or name.endswith(".bias") or "pos_embed" in name or "norm" in name
-        groups.setdefault((vision, no_decay), []).append(p)
+        memory = split_memory and name.startswith(MEMORY_PARTS)
+        groups.setdefault((vision, no_decay, memory), []).append(p)
     return [
         {"params": ps, "lr_scale": s.image_encoder_lr_scale if vision else 1.0,
+         "restart_scale": 1.0 if memory else s.restart_lr_scale,
          "weight_decay": 0.0 if no_decay else s.weight_decay}
-        for (vision, no_decay), ps in sorted(groups.items())
+        for (vision, no_decay, memory), ps in sorted(groups.items())
     ]
 
 
@@ -182,8 +196,9 @@ class Trainer:
         if threads is not None and torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
         lr = lr_at(self.step, s)
+        restarted = any(self.step >= r for r in s.lr_restarts)
         for g in self.optimizer.param_groups:
-            g["lr"] = lr * g["lr_scale"]
+            g["lr"] = lr * g["lr_scale"] * (g.get("restart_scale", 1.0) if restarted else 1.0)
         device = model.device
         totals: dict[str, float] = {}
         for i in range(s.clips_per_step):

@@ -7,17 +7,19 @@ One command reproduces it (same seed, same steps -> same weights on the same sof
 It writes ``micro-synthetic.safetensors`` (Meta's key layout) and ``micro-synthetic.config.json``
 (official config layout plus a ``training`` record), and keeps a resumable checkpoint
 (``--resume`` continues an interrupted run). The recipe is a long image-only warm-up (the
-decoder learns to segment from clicks) followed by a shorter mixed phase of video clips that
-trains the memory, with the learning-rate schedule started again when the clips join. Half the
-video clips are placed where an object passes behind another and comes back (``--occlusion-clips``),
-and the trainer moves from one torch thread to two when clips join (the thread count is recorded:
-it changes the float rounding). Each clip is seeded on its own, so ``--data-workers N`` (default
+decoder learns to segment from clicks) followed by a mixed phase of video clips that trains
+the memory. The learning-rate schedule starts again when the clips join: at full height for the
+memory's parts, which the warm-up never trained, and at ``--restart-lr-scale`` of it for the
+rest. Half the video clips are placed where an object passes behind another and comes back
+(``--occlusion-clips``), and the trainer moves from one torch thread to two when clips join (the
+thread count is recorded: it changes the float rounding). Each clip is seeded on its own, so ``--data-workers N`` (default
 1: the second core) draws the next clips in background processes without changing the weights;
 ``--data-workers 0`` gives the same weights on one core, more slowly. ``--workers 2`` trains
 data-parallel in two processes: every step then averages the gradients of two clips. The number
 of workers is part of the recipe (another number gives other weights); the shipped weights come
 from one worker.
-``--warmup-steps N``, ``--no-restart-lr`` and ``--occlusion-clips P`` change the recipe and are
+``--warmup-steps N``, ``--no-restart-lr``, ``--restart-lr-scale S``, ``--video-image-share P``,
+``--occlusion-clips P``, ``--absent-weight W`` and ``--[no-]skip-divided`` change the recipe and are
 recorded with the weights.
 """
 
@@ -59,12 +61,17 @@ def micro_config() -> Sam2Config:
     )
 
 
-# image-only steps first: the decoder learns to use clicks. A single-frame step costs ~0.17 s
-# against ~1.05 s for a video step (on two threads), and the clicked frame kept improving up to
-# 20,000 of them; the tracks followed once the video phase got a fresh learning-rate schedule
-# (issue 4, stop 20). The 13,000 spend the time that two threads save in the video phase
-WARMUP_IMAGE_STEPS = 13000
-TOTAL_STEPS = 14400
+# image-only steps first: the decoder learns to use clicks. A single-frame step costs ~0.19 s
+# against ~1.27 s for a video step (on two threads), and the clicked frame kept improving up to
+# 20,000 of them (issue 4, stop 20). The video phase restarts the learning-rate schedule, at a
+# third of the peak for the parts the warm-up trained: at full peak the clicked frame fell from
+# 0.78 to 0.6 mIoU and was not back after 2,000 steps, while the memory learned more slowly
+# (issue 4, stop 24). Cells need single frames throughout (their masks are the decoder's), scenes
+# need video steps; the split spends the hour of the issue on both
+WARMUP_IMAGE_STEPS = 12000
+TOTAL_STEPS = 14000
+VIDEO_PHASE_IMAGE_SHARE = 0.3  # single-frame steps among the steps after the warm-up
+RESTART_LR_SCALE = 0.3
 WORKERS = 1  # data-parallel processes, one clip each per step (the shipped weights: 1)
 DATA_WORKERS = 1  # background processes drawing clips (any number gives the same weights)
 # the trainer's torch threads: one while single frames train (the data process needs the other
@@ -72,10 +79,10 @@ DATA_WORKERS = 1  # background processes drawing clips (any number gives the sam
 IMAGE_THREADS, VIDEO_THREADS = 1, 2
 OCCLUSION_CLIPS = 0.5  # share of video clips placed where an object becomes mostly hidden
 # presence-loss weight of absent objects, and whether a mother's frames after her division leave the
-# losses (four in five absent targets of the video clips were such frames, where the daughters lie
-# in her place: the presence head learned only the base rate; issue 4, stop 23)
-ABSENT_WEIGHT = 1.0
-SKIP_DIVIDED = False
+# losses: four in five absent targets of the video clips were such frames, where the daughters lie
+# in her place, and the presence head learned only the base rate (issue 4, stop 23)
+ABSENT_WEIGHT = 4.0
+SKIP_DIVIDED = True
 
 
 class RecipeError(ValueError):
@@ -84,12 +91,15 @@ class RecipeError(ValueError):
 
 def micro_settings(steps: int = TOTAL_STEPS, seed: int = 0, warmup: int | None = None,
                    restart_lr: bool = True, occlusion_clips: float = OCCLUSION_CLIPS,
-                   absent_weight: float = ABSENT_WEIGHT, skip_divided: bool = SKIP_DIVIDED) -> TrainSettings:
+                   absent_weight: float = ABSENT_WEIGHT, skip_divided: bool = SKIP_DIVIDED,
+                   restart_lr_scale: float = RESTART_LR_SCALE,
+                   video_image_share: float = VIDEO_PHASE_IMAGE_SHARE) -> TrainSettings:
     """The recipe's settings; ``warmup`` image-only steps (default: the recipe's share of ``steps``);
-    ``restart_lr`` starts the learning-rate schedule again when video clips join; ``occlusion_clips``
-    of the video clips are placed where an object becomes mostly hidden; ``absent_weight`` weighs the
-    presence loss of absent objects; ``skip_divided`` leaves a mother's frames after her division
-    out of the losses.
+    ``restart_lr`` starts the learning-rate schedule again when video clips join, at
+    ``restart_lr_scale`` of the peak for the parts the warm-up trained; ``video_image_share`` of the
+    later steps are single frames; ``occlusion_clips`` of the video clips are placed where an
+    object becomes mostly hidden; ``absent_weight`` weighs the presence loss of absent objects;
+    ``skip_divided`` leaves a mother's frames after her division out of the losses.
 
     Everything before the warm-up's end depends on ``warmup`` and ``seed`` only, so runs that
     differ in the other options share their first ``warmup`` steps."""
@@ -99,12 +109,19 @@ def micro_settings(steps: int = TOTAL_STEPS, seed: int = 0, warmup: int | None =
         raise RecipeError(f"--occlusion-clips is a share of the video clips, from 0 to 1: got {occlusion_clips}")
     if absent_weight <= 0:
         raise RecipeError(f"--absent-weight must be above 0, got {absent_weight}")
+    if not 0.0 < restart_lr_scale <= 1.0:
+        raise RecipeError(f"--restart-lr-scale is a share of the peak learning rate, above 0 and at most 1: "
+                          f"got {restart_lr_scale}")
+    if not 0.0 <= video_image_share < 1.0:
+        raise RecipeError(f"--video-image-share is a share of the steps after the warm-up, from 0 to below 1: "
+                          f"got {video_image_share}")
     warm = WARMUP_IMAGE_STEPS * steps // TOTAL_STEPS if warmup is None else warmup
     return TrainSettings(
         steps=steps, lr=1e-3, image_encoder_lr_scale=1.0, min_lr_ratio=0.05, warmup_steps=30,
         weight_decay=0.05, grad_clip=1.0, ptr_frames=16, autocast=False, loss_size=128, checkpoint_every=50,
         seed=seed, per_step_clips=True, lr_restarts=(warm,) if restart_lr else (),
-        image_prob_schedule=((0, 1.0), (warm, 1.0), (warm + 1, 0.2), (steps, 0.2)),
+        restart_lr_scale=restart_lr_scale if restart_lr else 1.0,
+        image_prob_schedule=((0, 1.0), (warm, 1.0), (warm + 1, video_image_share), (steps, video_image_share)),
         attn_aux_weight=1.0, attn_aux_steps=warm,
         # the instance-grouping loss during the warm-up only: without it the warm-up can stall on
         # its plateau (seed 1 of the recipe without it never left it); kept on, it competes with
@@ -134,15 +151,14 @@ def init_model(cfg: Sam2Config, seed: int) -> Sam2Model:
 
 def train_micro(out_dir: str | Path, *, steps: int = TOTAL_STEPS, seed: int = 0, resume: bool = False,
                 workers: int = WORKERS, warmup: int | None = None, data_workers: int = DATA_WORKERS,
-                restart_lr: bool = True, occlusion_clips: float = OCCLUSION_CLIPS,
-                absent_weight: float = ABSENT_WEIGHT, skip_divided: bool = SKIP_DIVIDED, log=print) -> Path:
-    """Train the recipe into ``out_dir``; returns the weights file."""
+                log=print, **options) -> Path:
+    """Train the recipe into ``out_dir``; returns the weights file. ``options`` are those of
+    :func:`micro_settings` (restart_lr, occlusion_clips, ...)."""
     out_dir = Path(out_dir)
     if data_workers < 0:
         raise RecipeError(f"--data-workers must be 0 or more, got {data_workers}")
-    # a bad warm-up fails here, before any process starts
-    settings = micro_settings(steps, seed, warmup, restart_lr=restart_lr, occlusion_clips=occlusion_clips,
-                              absent_weight=absent_weight, skip_divided=skip_divided)
+    # a bad option fails here, before any process starts
+    settings = micro_settings(steps, seed, warmup, **options)
     if resume:
         check_resumable(out_dir / f"{NAME}.ckpt", settings)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -159,7 +175,8 @@ def check_resumable(ckpt: Path, settings: TrainSettings) -> None:
         changed = ", ".join(f.name for f in fields(settings) if getattr(saved, f.name) != getattr(settings, f.name))
         raise RecipeError(f"{ckpt} was trained with other settings ({changed} differ): resume it with the "
                          "options of that run (--steps, --warmup-steps, --seed, --no-restart-lr, "
-                         "--occlusion-clips, --absent-weight, --skip-divided), "
+                         "--occlusion-clips, --absent-weight, --skip-divided, --restart-lr-scale, "
+                         "--video-image-share), "
                          "or train into another --out")
 
 
@@ -230,13 +247,20 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"presence-loss weight of absent objects (default {ABSENT_WEIGHT}; part of the recipe)")
     parser.add_argument("--skip-divided", action=argparse.BooleanOptionalAction, default=SKIP_DIVIDED,
                         help="leave a mother's frames after her division out of the losses (part of the recipe)")
+    parser.add_argument("--restart-lr-scale", type=float, default=RESTART_LR_SCALE, metavar="S",
+                        help=f"peak of the restarted schedule for the parts the warm-up trained, as a share of "
+                             f"the first peak (default {RESTART_LR_SCALE}; part of the recipe)")
+    parser.add_argument("--video-image-share", type=float, default=VIDEO_PHASE_IMAGE_SHARE, metavar="P",
+                        help=f"share of single-frame steps after the warm-up (default {VIDEO_PHASE_IMAGE_SHARE}; "
+                             "part of the recipe)")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     args = parser.parse_args(argv)
     try:
         path = train_micro(args.out, steps=args.steps, seed=args.seed, resume=args.resume, workers=args.workers,
                            warmup=args.warmup_steps, data_workers=args.data_workers, restart_lr=args.restart_lr,
                            occlusion_clips=args.occlusion_clips, absent_weight=args.absent_weight,
-                           skip_divided=args.skip_divided, log=_print_flush)
+                           skip_divided=args.skip_divided, restart_lr_scale=args.restart_lr_scale,
+                           video_image_share=args.video_image_share, log=_print_flush)
     except RecipeError as err:
         parser.error(str(err))
     print(f"wrote {path}", file=sys.stderr)
