@@ -116,16 +116,23 @@ def threads_at(step: int, s: TrainSettings) -> int | None:
     return threads
 
 
-def lr_at(step: int, s: TrainSettings) -> float:
-    """Linear warm-up, then cosine decay from ``lr`` to ``lr * min_lr_ratio``; each of
-    ``lr_restarts`` starts that schedule again, decaying until the next restart or the end."""
-    start, end = 0, s.steps
+def schedule_segment(step: int, s: TrainSettings) -> tuple[int | None, int]:
+    """(the restart whose schedule ``step`` runs in, None before any; the step that schedule ends at)."""
+    start, end = None, s.steps
     for restart in sorted(s.lr_restarts):
         if step >= restart:
             start = restart
         else:
             end = restart
             break
+    return start, end
+
+
+def lr_at(step: int, s: TrainSettings) -> float:
+    """Linear warm-up, then cosine decay from ``lr`` to ``lr * min_lr_ratio``; each of
+    ``lr_restarts`` starts that schedule again, decaying until the next restart or the end."""
+    restart, end = schedule_segment(step, s)
+    start = restart or 0
     local = step - start
     if local < s.warmup_steps:
         return s.lr * (local + 1) / s.warmup_steps
@@ -196,7 +203,7 @@ class Trainer:
         if threads is not None and torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
         lr = lr_at(self.step, s)
-        restarted = any(self.step >= r for r in s.lr_restarts)
+        restarted = schedule_segment(self.step, s)[0] is not None
         for g in self.optimizer.param_groups:
             g["lr"] = lr * g["lr_scale"] * (g.get("restart_scale", 1.0) if restarted else 1.0)
         device = model.device

@@ -12,9 +12,9 @@ the memory. The learning-rate schedule starts again when the clips join: at full
 memory's parts, which the warm-up never trained, and at ``--restart-lr-scale`` of it for the
 rest. Half the video clips are placed where an object passes behind another and comes back
 (``--occlusion-clips``), and the trainer moves from one torch thread to two when clips join (the
-thread count is recorded: it changes the float rounding). Each clip is seeded on its own, so ``--data-workers N`` (default
-1: the second core) draws the next clips in background processes without changing the weights;
-``--data-workers 0`` gives the same weights on one core, more slowly. ``--workers 2`` trains
+thread count is recorded: it changes the float rounding). Each clip is seeded on its own, so
+``--data-workers N`` (default 1: the second core) draws the next clips in background processes
+without changing the weights; ``--data-workers 0`` gives the same weights on one core, more slowly. ``--workers 2`` trains
 data-parallel in two processes: every step then averages the gradients of two clips. The number
 of workers is part of the recipe (another number gives other weights); the shipped weights come
 from one worker.
