@@ -44,9 +44,10 @@ def _parser() -> argparse.ArgumentParser:
     overlap.add_argument("--non-overlap", dest="non_overlap", action="store_const", const=True, default=None,
                          help="each pixel belongs to at most one object in the tracker's memory: keeps touching "
                               "cells apart; objects that pass behind others may be lost more often (SAM 2's "
-                              "non_overlap_masks_for_mem_enc; default: the model config's, off for the shipped ones)")
+                              "non_overlap_masks_for_mem_enc; default: the model config's: on for micro-synthetic, "
+                              "off for Meta's)")
     overlap.add_argument("--overlap", dest="non_overlap", action="store_const", const=False,
-                         help="objects' memories may overlap (SAM 2's default)")
+                         help="objects' memories may overlap (the default of Meta's models)")
     track.add_argument("--channels", help="for multichannel data: up to three channel indices, e.g. 0,2")
     track.add_argument("--fps", type=float, default=10.0, help="frame rate of the overlay video")
     track.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -5,27 +5,30 @@ One command reproduces it (same seed, same steps -> same weights on the same sof
     python -m sam2_plugins.train.micro_synthetic --out src/sam2_plugins/weights/
 
 It writes ``micro-synthetic.safetensors`` (Meta's key layout) and ``micro-synthetic.config.json``
-(official config layout plus a ``training`` record), and keeps a resumable checkpoint
-(``--resume`` continues an interrupted run). The recipe is a long image-only warm-up (the
-decoder learns to segment from clicks) followed by a mixed phase of video clips that trains
-the memory. The learning-rate schedule starts again when the clips join: at full height for the
-memory's parts, which the warm-up never trained, and at ``--restart-lr-scale`` of it for the
-rest. Half the video clips are placed where an object passes behind another and comes back
+(official config layout plus a ``training`` record), and keeps a resumable checkpoint (``--resume``
+continues an interrupted run). The recipe is a long image-only warm-up (the decoder learns to
+segment from clicks) followed by a mixed phase of video clips that trains the memory. The
+learning-rate schedule starts again when the clips join: at full height for the memory's parts,
+which the warm-up never trained, and at ``--restart-lr-scale`` of it for the rest. A short polish
+(``--polish-steps``) then continues the mixed steps from a fresh optimiser at a lower peak; it
+starts from the main stage's weights, saved beside the checkpoint, so ``--resume`` can polish them
+alone. Half the video clips are placed where an object passes behind another and comes back
 (``--occlusion-clips``), and the trainer moves from one torch thread to two when clips join (the
 thread count is recorded: it changes the float rounding). Each clip is seeded on its own, so
 ``--data-workers N`` (default 1: the second core) draws the next clips in background processes
-without changing the weights; ``--data-workers 0`` gives the same weights on one core, more slowly. ``--workers 2`` trains
-data-parallel in two processes: every step then averages the gradients of two clips. The number
-of workers is part of the recipe (another number gives other weights); the shipped weights come
-from one worker.
+without changing the weights; ``--data-workers 0`` gives the same weights on one core, more slowly.
+``--workers 2`` trains data-parallel in two processes: every step then averages the gradients of two
+clips. The number of workers is part of the recipe (another number gives other weights); the shipped
+weights come from one worker.
 ``--warmup-steps N``, ``--no-restart-lr``, ``--restart-lr-scale S``, ``--video-image-share P``,
-``--occlusion-clips P``, ``--absent-weight W`` and ``--[no-]skip-divided`` change the recipe and are
-recorded with the weights.
+``--occlusion-clips P``, ``--absent-weight W``, ``--[no-]skip-divided`` and ``--polish-steps N``
+change the recipe and are recorded with the weights.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from dataclasses import fields, replace
@@ -35,7 +38,8 @@ import torch
 
 from ..config import Sam2Config
 from ..model.sam2 import Sam2Model
-from .config_io import save_model
+from ..checkpoints import load_weights, read_state_dict
+from .config_io import config_path_for, save_model
 from .data import ClipSettings, MixedDataset, SyntheticCells, SyntheticScenes
 from .loop import Trainer, TrainSettings, checkpoint_settings
 from .parallel import run_workers
@@ -57,6 +61,9 @@ def micro_config() -> Sam2Config:
         # one mask per prompt: synthetic cells and shapes are not ambiguous, and a from-scratch
         # model learns a single output much faster than the best-of-three assignment
         multimask_output_in_sam=False, dynamic_multimask_via_stability=False,
+        # touching cells: each pixel goes to one object's memory (SAM 2's option, off in its
+        # configs). Tracking only; training does not use it (issue 4, stops 24-25)
+        non_overlap_masks_for_mem_enc=True,
         name=NAME,
     )
 
@@ -83,6 +90,12 @@ OCCLUSION_CLIPS = 0.5  # share of video clips placed where an object becomes mos
 # in her place, and the presence head learned only the base rate (issue 4, stop 23)
 ABSENT_WEIGHT = 4.0
 SKIP_DIVIDED = True
+# the polish: mixed steps after the schedule ends, from a fresh optimiser at a lower peak. Without
+# it the cells' masks drifted into touching neighbours over a movie (J by frame 0.83 -> 0.73);
+# with it 0.83 -> 0.79, and cells J 0.79 -> 0.81 (issue 4, stops 24-25)
+POLISH_STEPS = 800
+POLISH_LR = 3e-4
+POLISH_SEED_OFFSET = 100  # the polish draws its clips from other seeds than the main run
 
 
 class RecipeError(ValueError):
@@ -138,6 +151,20 @@ def micro_settings(steps: int = TOTAL_STEPS, seed: int = 0, warmup: int | None =
     )
 
 
+def polish_settings(main: TrainSettings, steps: int = POLISH_STEPS) -> TrainSettings:
+    """The polish stage after ``main``: ``steps`` steps with ``main``'s last share of single frames,
+    one cosine schedule peaking at ``POLISH_LR``, no warm-up losses, on two threads."""
+    if steps < 0:
+        raise RecipeError(f"--polish-steps must be 0 or more, got {steps}")
+    share = main.image_prob_schedule[-1][1] if main.image_prob_schedule else main.clip.image_prob
+    return replace(
+        main, steps=steps, lr=POLISH_LR, lr_restarts=(), warmup_steps=30, seed=main.seed + POLISH_SEED_OFFSET,
+        image_prob_schedule=((0, share), (steps, share)), attn_aux_weight=0.0, attn_aux_steps=0,
+        instance_aux_weight=0.0, instance_aux_steps=0, focal_alpha_start=None, focal_alpha_steps=0,
+        thread_schedule=((0, VIDEO_THREADS),),
+    )
+
+
 def micro_dataset() -> MixedDataset:
     # scene videos of 16-40 frames: objects move at 0.6-1.5x the speed of the 24-frame evaluation videos
     return MixedDataset([(SyntheticCells(), 0.6), (SyntheticScenes(num_frames=(16, 40)), 0.4)], seed=0)
@@ -151,19 +178,35 @@ def init_model(cfg: Sam2Config, seed: int) -> Sam2Model:
 
 def train_micro(out_dir: str | Path, *, steps: int = TOTAL_STEPS, seed: int = 0, resume: bool = False,
                 workers: int = WORKERS, warmup: int | None = None, data_workers: int = DATA_WORKERS,
-                log=print, **options) -> Path:
-    """Train the recipe into ``out_dir``; returns the weights file. ``options`` are those of
-    :func:`micro_settings` (restart_lr, occlusion_clips, ...)."""
+                polish_steps: int | None = None, log=print, **options) -> Path:
+    """Train the recipe into ``out_dir``; returns the weights file. ``polish_steps`` defaults to the
+    recipe's share of ``steps`` (0: no polish); ``options`` are those of :func:`micro_settings`
+    (restart_lr, occlusion_clips, ...)."""
     out_dir = Path(out_dir)
     if data_workers < 0:
         raise RecipeError(f"--data-workers must be 0 or more, got {data_workers}")
     # a bad option fails here, before any process starts
     settings = micro_settings(steps, seed, warmup, **options)
+    polish = polish_settings(settings, POLISH_STEPS * steps // TOTAL_STEPS if polish_steps is None else polish_steps)
     if resume:
         check_resumable(out_dir / f"{NAME}.ckpt", settings)
+        check_resumable(out_dir / f"{NAME}.polish.ckpt", polish)
+        check_main_stage(out_dir / f"{NAME}.main.safetensors", settings)
     out_dir.mkdir(parents=True, exist_ok=True)
-    run_workers(workers, _train_worker, out_dir, settings, resume, data_workers, log)
+    run_workers(workers, _train_worker, out_dir, settings, polish, resume, data_workers, log)
     return out_dir / f"{NAME}.safetensors"
+
+
+def check_main_stage(weights: Path, settings: TrainSettings) -> None:
+    """Refuse to polish the main stage's weights of another recipe."""
+    if weights.is_file() and _recorded_settings(weights) != settings:
+        raise RecipeError(f"{weights} comes from a run with other settings: resume with the options of that run, "
+                          "or train into another --out")
+
+
+def _recorded_settings(weights: Path) -> TrainSettings | None:
+    record = json.loads(config_path_for(weights).read_text()).get("training", {})
+    return TrainSettings.from_dict(record["settings"]) if "settings" in record else None
 
 
 def check_resumable(ckpt: Path, settings: TrainSettings) -> None:
@@ -176,17 +219,43 @@ def check_resumable(ckpt: Path, settings: TrainSettings) -> None:
         raise RecipeError(f"{ckpt} was trained with other settings ({changed} differ): resume it with the "
                          "options of that run (--steps, --warmup-steps, --seed, --no-restart-lr, "
                          "--occlusion-clips, --absent-weight, --skip-divided, --restart-lr-scale, "
-                         "--video-image-share), "
+                         "--video-image-share, --polish-steps), "
                          "or train into another --out")
 
 
-def _train_worker(rank: int, workers: int, out_dir: Path, settings: TrainSettings, resume: bool,
-                  data_workers: int, log) -> None:
+def _train_worker(rank: int, workers: int, out_dir: Path, settings: TrainSettings, polish: TrainSettings,
+                  resume: bool, data_workers: int, log) -> None:
     if rank != 0:
         log = _silent
-    steps, seed = settings.steps, settings.seed
-    model = init_model(micro_config(), seed)
-    ckpt = out_dir / f"{NAME}.ckpt"
+    model = init_model(micro_config(), settings.seed)
+    main_weights = out_dir / f"{NAME}.main.safetensors"  # the main stage's result, kept until the polish ends
+    if polish.steps and resume and main_weights.is_file():
+        log(f"the main stage is done ({main_weights}): polishing")
+        main_seconds = _recorded_seconds(main_weights)
+    else:
+        main_seconds = _run_stage(model, settings, out_dir / f"{NAME}.ckpt", resume, data_workers, log)
+        if polish.steps and rank == 0:
+            save_model(model, main_weights, info=_record(settings, workers, main_seconds))
+    seconds = main_seconds
+    if polish.steps:
+        # every stage starts from the file, as a resumed polish does (other ranks get rank 0's weights)
+        if rank == 0:
+            load_weights(model, read_state_dict(main_weights), main_weights)
+        seconds += _run_stage(model, polish, out_dir / f"{NAME}.polish.ckpt", resume, data_workers, log)
+    if rank == 0:
+        info = _record(settings, workers, seconds)
+        if polish.steps:
+            info["polish"] = {"steps": polish.steps, "settings": polish.to_dict(),
+                              "train_seconds": round(seconds - main_seconds, 1)}
+        save_model(model, out_dir / f"{NAME}.safetensors", info=info)
+        # kept only while the run is unfinished (for --resume)
+        for path in (out_dir / f"{NAME}.ckpt", out_dir / f"{NAME}.polish.ckpt", main_weights,
+                     config_path_for(main_weights)):
+            path.unlink(missing_ok=True)
+
+
+def _run_stage(model: Sam2Model, settings: TrainSettings, ckpt: Path, resume: bool, data_workers: int, log) -> float:
+    """Train one stage (resuming its checkpoint if asked); returns its training seconds."""
     trainer = Trainer(model, micro_dataset(), settings, checkpoint=ckpt, data_workers=data_workers)
     if resume and ckpt.is_file():
         trainer.load_checkpoint()
@@ -207,13 +276,17 @@ def _train_worker(rank: int, workers: int, out_dir: Path, settings: TrainSetting
             window.clear()
 
     trainer.run(progress)
-    if rank == 0:
-        info = {"recipe": "sam2_plugins.train.micro_synthetic", "steps": steps, "seed": seed, "workers": workers,
-                "settings": settings.to_dict(), "torch": torch.__version__,
-                "train_seconds": round(trainer.seconds, 1),
-                "train_seconds_this_run": round(time.perf_counter() - t0, 1)}
-        save_model(model, out_dir / f"{NAME}.safetensors", info=info)
-        ckpt.unlink(missing_ok=True)  # kept only while a run is unfinished (for --resume)
+    return trainer.seconds
+
+
+def _record(settings: TrainSettings, workers: int, seconds: float) -> dict:
+    return {"recipe": "sam2_plugins.train.micro_synthetic", "steps": settings.steps, "seed": settings.seed,
+            "workers": workers, "settings": settings.to_dict(), "torch": torch.__version__,
+            "train_seconds": round(seconds, 1)}
+
+
+def _recorded_seconds(weights: Path) -> float:
+    return float(json.loads(config_path_for(weights).read_text())["training"]["train_seconds"])
 
 
 def _silent(*_args) -> None:
@@ -253,6 +326,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--video-image-share", type=float, default=VIDEO_PHASE_IMAGE_SHARE, metavar="P",
                         help=f"share of single-frame steps after the warm-up (default {VIDEO_PHASE_IMAGE_SHARE}; "
                              "part of the recipe)")
+    parser.add_argument("--polish-steps", type=int, default=None, metavar="N",
+                        help=f"mixed steps from a fresh optimiser after the schedule ends (default: {POLISH_STEPS} "
+                             f"of {TOTAL_STEPS}, the same share of another --steps; 0: none; part of the recipe)")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     args = parser.parse_args(argv)
     try:
@@ -260,7 +336,8 @@ def main(argv: list[str] | None = None) -> int:
                            warmup=args.warmup_steps, data_workers=args.data_workers, restart_lr=args.restart_lr,
                            occlusion_clips=args.occlusion_clips, absent_weight=args.absent_weight,
                            skip_divided=args.skip_divided, restart_lr_scale=args.restart_lr_scale,
-                           video_image_share=args.video_image_share, log=_print_flush)
+                           video_image_share=args.video_image_share, polish_steps=args.polish_steps,
+                           log=_print_flush)
     except RecipeError as err:
         parser.error(str(err))
     print(f"wrote {path}", file=sys.stderr)
