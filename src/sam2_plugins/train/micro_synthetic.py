@@ -199,14 +199,17 @@ def train_micro(out_dir: str | Path, *, steps: int = TOTAL_STEPS, seed: int = 0,
 
 def check_main_stage(weights: Path, settings: TrainSettings) -> None:
     """Refuse to polish the main stage's weights of another recipe."""
-    if weights.is_file() and _recorded_settings(weights) != settings:
+    if not weights.is_file():
+        return
+    recorded = _training_record(weights).get("settings")
+    if recorded is None or TrainSettings.from_dict(recorded) != settings:
         raise RecipeError(f"{weights} comes from a run with other settings: resume with the options of that run, "
                           "or train into another --out")
 
 
-def _recorded_settings(weights: Path) -> TrainSettings | None:
-    record = json.loads(config_path_for(weights).read_text()).get("training", {})
-    return TrainSettings.from_dict(record["settings"]) if "settings" in record else None
+def _training_record(weights: Path) -> dict:
+    """The ``training`` record saved beside a weights file of this recipe."""
+    return json.loads(config_path_for(weights).read_text()).get("training", {})
 
 
 def check_resumable(ckpt: Path, settings: TrainSettings) -> None:
@@ -231,16 +234,15 @@ def _train_worker(rank: int, workers: int, out_dir: Path, settings: TrainSetting
     main_weights = out_dir / f"{NAME}.main.safetensors"  # the main stage's result, kept until the polish ends
     if polish.steps and resume and main_weights.is_file():
         log(f"the main stage is done ({main_weights}): polishing")
-        main_seconds = _recorded_seconds(main_weights)
+        if rank == 0:  # the other ranks get rank 0's weights when the polish's trainer starts
+            load_weights(model, read_state_dict(main_weights), main_weights)
+        main_seconds = float(_training_record(main_weights)["train_seconds"])
     else:
         main_seconds = _run_stage(model, settings, out_dir / f"{NAME}.ckpt", resume, data_workers, log)
         if polish.steps and rank == 0:
             save_model(model, main_weights, info=_record(settings, workers, main_seconds))
     seconds = main_seconds
     if polish.steps:
-        # every stage starts from the file, as a resumed polish does (other ranks get rank 0's weights)
-        if rank == 0:
-            load_weights(model, read_state_dict(main_weights), main_weights)
         seconds += _run_stage(model, polish, out_dir / f"{NAME}.polish.ckpt", resume, data_workers, log)
     if rank == 0:
         info = _record(settings, workers, seconds)
@@ -283,10 +285,6 @@ def _record(settings: TrainSettings, workers: int, seconds: float) -> dict:
     return {"recipe": "sam2_plugins.train.micro_synthetic", "steps": settings.steps, "seed": settings.seed,
             "workers": workers, "settings": settings.to_dict(), "torch": torch.__version__,
             "train_seconds": round(seconds, 1)}
-
-
-def _recorded_seconds(weights: Path) -> float:
-    return float(json.loads(config_path_for(weights).read_text())["training"]["train_seconds"])
 
 
 def _silent(*_args) -> None:
