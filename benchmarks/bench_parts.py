@@ -7,8 +7,12 @@ seeded weights; mean of 2 runs after a warm-up.
 ``--objects N``: instead, propagate N clicked objects through 10 synthetic frames and split the
 steady-state frame (frame 9, full memory bank) by model part (forward hooks).
 
+``--chunk-rows R [R ...]``: memory attention with R queries per chunk of its CPU bfloat16 path
+(the engine's rule first, as the peer), in alternating rounds; prints each one's ratio to the rule.
+
     python benchmarks/bench_parts.py
     python benchmarks/bench_parts.py --objects 1 16
+    python benchmarks/bench_parts.py --chunk-rows 128 291 512
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from collections import defaultdict
 
 import torch
 
+from sam2_plugins.model import common as model_common
 from common import grid_points, machine, mean_seconds, scene_frames, seeded_model
 
 PARTS = ("image_encoder", "memory_attention", "sam_mask_decoder", "memory_encoder")
@@ -36,6 +41,28 @@ def isolated_parts() -> None:
     print(f"dtype {model.compute_dtype}")
     print(f"image encoder:    {encoder:.2f} s")
     print(f"memory attention: {attention:.2f} s (1 object, 7 memories)")
+
+
+def chunk_rows(rows: list[int], rounds: int = 3) -> None:
+    """Memory attention (1 object, 7 memories) with fixed rows per query chunk against the engine's rule."""
+    model = seeded_model(dtype="auto")
+    tokens, memories = 64 * 64, 7 * 64 * 64 + 64
+    curr, curr_pos = torch.randn(1, tokens, 256), torch.randn(1, tokens, 256)
+    memory, memory_pos = torch.randn(1, memories, 64), torch.randn(1, memories, 64)
+    rule = model_common.rows_per_chunk
+    choices = {f"rule ({rule(memories, 2)} rows)": rule, **{f"{r} rows": (lambda _k, _e, r=r: r) for r in rows}}
+    times: dict[str, list[float]] = defaultdict(list)
+    print(f"dtype {model.compute_dtype} (the rows matter on the CPU bfloat16 path only)")
+    with torch.inference_mode(), model.precision():
+        for _ in range(rounds):
+            for name, choice in choices.items():
+                model_common.rows_per_chunk = choice
+                times[name].append(mean_seconds(lambda: model.memory_attention(curr, curr_pos, memory, memory_pos, 64),
+                                                repeats=1))
+    model_common.rows_per_chunk = rule
+    base = min(times[next(iter(choices))])
+    for name, t in times.items():
+        print(f"memory attention, {name:16s} best {min(t):.3f} s  ({base / min(t):.2f}x the rule's speed)")
 
 
 def tracked_frame_parts(num_objects: int) -> None:
@@ -65,8 +92,12 @@ def tracked_frame_parts(num_objects: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--objects", type=int, nargs="+", help="split a tracked frame with this many objects")
+    parser.add_argument("--chunk-rows", type=int, nargs="+", help="memory attention with these query chunks")
     args = parser.parse_args()
     print(f"machine: {machine()}, torch threads {torch.get_num_threads()}")
+    if args.chunk_rows:
+        chunk_rows(args.chunk_rows)
+        return
     if not args.objects:
         isolated_parts()
         return

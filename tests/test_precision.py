@@ -4,7 +4,8 @@ import numpy as np
 
 from conftest import MICRO_CONFIG, MICRO_WEIGHTS
 from sam2_plugins import load_model
-from sam2_plugins.api import cpu_has_native_bf16, pick_dtype
+from sam2_plugins.api import pick_dtype
+from sam2_plugins.hardware import cpu_has_native_bf16
 
 
 def _jaccard(a: np.ndarray, b: np.ndarray) -> float:

@@ -83,7 +83,7 @@ def test_absent_weight_and_object_weight_scale_the_right_terms():
 
 def test_frames_after_a_division_are_left_out_but_exits_are_not():
     from sam2_plugins.synthetic import make_timelapse
-    from sam2_plugins.train.data import continued_by_new_labels
+    from sam2_plugins.train.events import continued_by_new_labels
 
     lab = np.zeros((4, 20, 40), np.int64)
     lab[:2, 2:10, 2:10] = 1  # cell 1 divides on frame 2 into cells 7 and 8, in its place
@@ -541,7 +541,7 @@ def test_finetune_cli_writes_a_loadable_model_and_resumes(tmp_path):
     parser = cli.add_finetune_arguments(argparse.ArgumentParser())
     out = tmp_path / "tuned.safetensors"
     base = ["--data", str(tmp_path / "data"), "--init", str(MICRO_WEIGHTS), "--init-config", str(MICRO_CONFIG),
-            "--out", str(out), "--steps", "2", "--skip-divided",
+            "--out", str(out), "--steps", "2", "--skip-divided", "--exit-clips", "0.5",
             "--clip-len", "2", "--max-objects", "1", "--batch", "2",
             "--max-stride", "2", "--correction-points", "1", "--device", "cpu", "--no-autocast"]
     assert cli.run_finetune(parser.parse_args(base)) == 0
@@ -550,6 +550,7 @@ def test_finetune_cli_writes_a_loadable_model_and_resumes(tmp_path):
     assert json.loads(cfg_path.read_text())["training"]["steps"] == 2
     clip_record = json.loads(cfg_path.read_text())["training"]["settings"]["clip"]
     assert clip_record["videos_per_step"] == 2 and clip_record["max_stride"] == 2 and clip_record["skip_divided"]
+    assert clip_record["exit_prob"] == 0.5
     model = load_model(out, config=cfg_path, device="cpu")
     assert model.config == parse_config(MICRO_CONFIG)
     assert (tmp_path / "tuned.ckpt").is_file()
@@ -668,6 +669,8 @@ def test_polish_stage_continues_the_main_stage_and_resumes_from_its_saved_weight
     assert polish == ms.polish_settings(ms.micro_settings(3, 0, warmup=2), 2)
     assert polish.lr == ms.POLISH_LR and polish.lr_restarts == () and polish.seed == ms.POLISH_SEED_OFFSET
     assert polish.image_prob_schedule == ((0, ms.VIDEO_PHASE_IMAGE_SHARE), (2, ms.VIDEO_PHASE_IMAGE_SHARE))
+    # departure clips in the polish only: the main stage (and its resumable record) is as before
+    assert polish.clip.exit_prob == ms.EXIT_CLIPS > 0 and TrainSettings.from_dict(record["settings"]).clip.exit_prob == 0
     assert record["train_seconds"] > record["polish"]["train_seconds"] > 0
 
     # the main stage alone, then placed where an interrupted run leaves it
@@ -681,6 +684,9 @@ def test_polish_stage_continues_the_main_stage_and_resumes_from_its_saved_weight
     with pytest.raises(SystemExit):  # those weights come from a 2-step warm-up
         ms.main(["--out", str(parted), "--steps", "3", "--warmup-steps", "1", "--polish-steps", "2", "--resume"])
     assert "comes from a run with other settings" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        ms.main(["--out", str(parted), *tiny, "--exit-clips", "1.5", "--resume"])
+    assert "--exit-clips is a share of the polish's video clips, from 0 to 1: got 1.5" in capsys.readouterr().err
     assert ms.main(["--out", str(parted), *tiny, "--polish-steps", "2", "--resume"]) == 0
     assert "the main stage is done" in capsys.readouterr().out
     whole, resumed, main = (load_file(str(tmp_path / d / f"{ms.NAME}.safetensors")) for d in ("whole", "parted", "main"))
@@ -696,10 +702,10 @@ def test_bundled_micro_synthetic_tracks_held_out_cells():
     assert model.config.image_size == 256 and model.config.d_model == 64
     result = evaluate_cells(model, [EVAL_SEED_BASE + 100, EVAL_SEED_BASE + 101])
     assert result["tracks"] >= 10
-    # Floor of the shipped model: J 0.87 measured on these seeds (0.86 over the 8-movie evaluation),
-    # 0.83 on the clicked frame, no identity switch in 16 tracks; an image-only model (no trained
-    # memory path) scores 0.03 here, so this proves tracking. In the exported label image: J 0.88,
-    # 0.89 on the clicked frame, no switch.
+    # Floor of the shipped model: J 0.88 measured on these seeds (0.86 over the 8-movie evaluation),
+    # 0.84 on the clicked frame, no identity switch in 16 tracks; an image-only model (no trained
+    # memory path) scores 0.03 here, so this proves tracking. In the exported label image: J 0.89,
+    # 0.89 on the clicked frame, no switch (float32 and bfloat16 alike).
     assert result["J"] > 0.75 and result["J_clicked_frame"] > 0.75, result
     assert result["switches"] <= 1, result
     exported = result["label_image"]
@@ -711,8 +717,8 @@ def test_bundled_micro_synthetic_follows_held_out_scene_objects():
 
     model = load_model("micro-synthetic", device="cpu")
     result = evaluate_scenes(model, [EVAL_SEED_BASE + 100, EVAL_SEED_BASE + 101])
-    # Floor of the shipped model: J 0.88 measured on these seeds (0.89 over the 8-video evaluation),
-    # 0.92 on the clicked frame. A model that segments the clicked frame and then loses the object
+    # Floor of the shipped model: J 0.84 measured on these seeds (0.87 over the 8-video evaluation),
+    # 0.93 on the clicked frame. A model that segments the clicked frame and then loses the object
     # would score about 0.04 (one good frame in 24).
     assert result["J"] > 0.7 and result["J_clicked_frame"] > 0.8, result
 
@@ -743,7 +749,7 @@ def test_non_overlap_memory_keeps_touching_cells_apart():
 
     j_on, shared_on = track(True)
     j_off, shared_off = track(False)
-    # measured: J 0.89 vs 0.86, and 1,610 vs 27,911 pixels in more than one mask
+    # measured: J 0.89 vs 0.79, and 1,725 vs 37,311 pixels in more than one mask
     assert shared_on < 0.3 * shared_off, (shared_on, shared_off)
     assert j_on > j_off + 0.02, (j_on, j_off)
 

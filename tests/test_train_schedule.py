@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from sam2_plugins.train import ClipSettings, SyntheticCells, Trainer, TrainSettings, sample_clip
-from sam2_plugins.train.data import hidings
+from sam2_plugins.train.events import departures, hidings
 from sam2_plugins.train.feed import draw_indexed_clip
 from sam2_plugins.train.micro_synthetic import init_model, micro_config
 
@@ -63,6 +63,45 @@ def test_occlusion_clips_show_the_object_hide_and_come_back(hidden):
     still = np.repeat(labels[:1], 30, 0)
     clip = sample_clip(frames, still, 128, replace(settings, occlusion_prob=1.0), np.random.default_rng(0))
     assert clip is not None and clip.gt.shape[0] == 6
+
+
+def _leaving(total: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """A 16-px square (id 1) sliding 8 px a frame out of the right edge (gone from frame 11), a
+    square that stays (id 2), one that vanishes inside the frame (id 3, from frame 6) and one at
+    the left edge that divides into ids 5 and 6 (id 4, from frame 9)."""
+    labels = np.zeros((total, 64, 128), np.int32)
+    for t in range(total):
+        labels[t, 4:20, 40 + 8 * t : 56 + 8 * t] = 1
+    labels[:, 40:56, 40:56] = 2
+    labels[:6, 40:56, 80:96] = 3
+    labels[:9, 30:46, 0:16] = 4
+    labels[9:, 30:38, 0:16], labels[9:, 38:46, 0:16] = 5, 6
+    grey = np.where(labels > 0, 0.3 + 0.1 * labels, 0.1).astype(np.float32)
+    return np.repeat(grey[..., None], 3, -1), labels
+
+
+def test_departures_are_objects_leaving_the_view_for_good_not_hidden_or_divided():
+    _, labels = _leaving()
+    assert departures(labels) == [(11, 1)]  # 40 + 8 * 11 = 128: gone from frame 11
+    labels[15:] = np.where(labels[15:] == 2, 0, labels[15:])  # the still square vanishes inside the frame
+    assert departures(labels) == [(11, 1)]
+
+
+def test_departure_clips_track_the_object_that_leaves_until_it_is_gone():
+    """With ``exit_prob`` a clip tracks the leaving object and ends 2-3 frames after it is gone; a
+    video without a departure gives no such clip, and draws go on to the next video."""
+    frames, labels = _leaving()
+    settings = ClipSettings(clip_len=6, max_objects=1, augment=False)
+    for seed in range(10):
+        clip = sample_clip(frames, labels, 128, settings, np.random.default_rng(seed), departure=True)
+        assert clip.object_ids == [1]  # the only object drawn, chosen out of four
+        shown = (clip.gt[:, 0, 0].flatten(1).sum(-1) > 0).tolist()  # (T,)
+        assert shown[0] and shown[-2:] == [False, False] and shown.count(False) in (2, 3)
+        assert shown == sorted(shown, reverse=True)  # gone for good
+    still = np.repeat(labels[:1], 20, 0)
+    assert sample_clip(frames, still, 128, settings, np.random.default_rng(0), departure=True) is None
+    plain = [sample_clip(frames, labels, 128, settings, np.random.default_rng(seed)) for seed in range(10)]
+    assert any(c.object_ids != [1] for c in plain)
 
 
 def test_thread_schedule_sets_the_trainer_threads_by_step_also_after_a_resume(tmp_path):

@@ -20,6 +20,7 @@ from .checkpoints import (
     to_original_layout,
 )
 from .config import OFFICIAL_MODEL_NAMES, Sam2Config, official_config, parse_config
+from .hardware import cpu_has_native_bf16
 from .model.sam2 import Sam2Model
 
 _DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
@@ -36,16 +37,6 @@ def pick_device(device: "str | torch.device" = "auto") -> torch.device:
     if mps is not None and mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
-
-
-def cpu_has_native_bf16() -> bool:
-    """True when the CPU computes bfloat16 natively (AVX512-BF16 or AMX), where bf16 is several times faster."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line for line in f if line.startswith("flags")), "")
-    except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
 def pick_dtype(device: torch.device, dtype: "str | torch.dtype" = "auto") -> torch.dtype:

@@ -9,6 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from ..hardware import cpu_has_amx
+
 # Fused attention kernels used on GPUs. Not cuDNN's: it builds an execution plan for each new
 # sequence length, and the memory bank and pointer list grow every frame of a propagation (H200,
 # torch 2.11, tiny, frames 9-11: ~106 ms of host time per frame in it, against ~28 ms of GPU work).
@@ -86,21 +88,23 @@ def sine_position_grid(
 
 
 class SinePositionEncoding(nn.Module):
-    """Module form of :func:`sine_position_grid`, cached per (H, W, device)."""
+    """Module form of :func:`sine_position_grid`, cached per (H, W, device, dtype)."""
 
     def __init__(self, num_pos_feats: int, temperature: float = 10000.0) -> None:
         super().__init__()
         self.num_pos_feats = num_pos_feats
         self.temperature = temperature
-        self._cache: dict[tuple[int, int, str], torch.Tensor] = {}
+        self._cache: dict[tuple[int, int, str, torch.dtype], torch.Tensor] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Position code for a (B, C, H, W) map: (B, num_pos_feats, H, W), in x's dtype."""
         b, _, h, w = x.shape
-        key = (h, w, str(x.device))
+        # per dtype: converting the 256 x 256 level's code to bfloat16 took ~70 ms a frame (tiny at 1024)
+        key = (h, w, str(x.device), x.dtype)
         if key not in self._cache:
-            self._cache[key] = sine_position_grid(self.num_pos_feats, h, w, x.device, self.temperature)
-        return self._cache[key].to(x.dtype)[None].expand(b, -1, -1, -1)
+            grid = sine_position_grid(self.num_pos_feats, h, w, x.device, self.temperature)
+            self._cache[key] = grid.to(x.dtype)
+        return self._cache[key][None].expand(b, -1, -1, -1)
 
 
 def sine_1d(positions: torch.Tensor, dim: int, temperature: float = 10000.0) -> torch.Tensor:
@@ -157,10 +161,20 @@ def resize_bilinear(x: torch.Tensor, size: tuple[int, int], antialias: bool = Fa
 
 
 _CHUNK_BYTES = 16 << 20  # attention-matrix bytes per chunk of queries on CPU (stays in L3: softmax 4x faster than 96 MB)
+# queries per chunk of a large attention: oneDNN's bfloat16 matmuls (AMX, AVX-512) are fastest on row
+# counts that are multiples of 64; 256 rows against 7 memories ran 1.4x faster than the 291 that
+# the byte budget alone gave, and 2x faster than 2,048 rows against one frame (issue 6, stop 26)
+_CHUNK_ROWS = 256
+
+
+def rows_per_chunk(keys: int, element_size: int) -> int:
+    """Queries per chunk of one large CPU attention against ``keys`` keys: within the byte budget, a
+    multiple of 64, at most ``_CHUNK_ROWS``."""
+    return min(_CHUNK_ROWS, max(64, _CHUNK_BYTES // (keys * element_size) // 64 * 64))
 
 
 def chunked_attention(q: torch.Tensor, dropout_p: float = 0.0) -> bool:
-    """Whether :func:`attention` takes its explicit-matmul path (CPU, bfloat16, inference, not compiled:
+    """Whether :func:`attention` may take its explicit-matmul path (CPU, bfloat16, inference, not compiled:
     its shape-dependent loops would make a compiler recompile for every memory length)."""
     return (q.device.type == "cpu" and q.dtype == torch.bfloat16 and dropout_p == 0 and not q.requires_grad
             and not torch.compiler.is_compiling())
@@ -178,13 +192,16 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: floa
 
     On CPU in bfloat16, explicit matmuls in pieces whose score matrix stays in cache (several
     small windows at once, or a chunk of queries of one large attention) run faster than the
-    fused kernel; everywhere else the fused kernel is used.
+    fused kernel, except on CPUs with AMX, where the fused kernel wins wherever the values are as
+    wide as the keys (it is slow for narrower values, such as memories mixed before their
+    projection); everywhere else the fused kernel is used.
     """
     v = v.to(q.dtype)
     if q.device.type == "cuda":
         with sdpa_kernel(_GPU_ATTENTION):
             return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
-    if not chunked_attention(q, dropout_p):
+    # AMX, tiny at 1024: the image encoder's global blocks 0.055 s against 0.091 s in pieces (issue 6, stop 26)
+    if not chunked_attention(q, dropout_p) or (v.shape[-1] == q.shape[-1] and cpu_has_amx()):
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
     b, h, n, d = q.shape
     m = k.shape[-2]
@@ -198,7 +215,7 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: floa
             scores = torch.bmm(q[i : i + group], k[i : i + group].transpose(1, 2))
             out[i : i + group] = torch.bmm(scores.softmax(dim=-1), v[i : i + group])
     else:  # one large attention at a time, in chunks of queries
-        chunk = max(1, _CHUNK_BYTES // (m * q.element_size()))
+        chunk = rows_per_chunk(m, q.element_size())
         for i in range(b * h):
             kt = k[i].transpose(0, 1).contiguous()  # (d, M): one copy, not one per chunk
             for start in range(0, n, chunk):

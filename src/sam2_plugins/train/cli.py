@@ -43,6 +43,9 @@ def add_finetune_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     parser.add_argument("--skip-divided", action="store_true",
                         help="after a cell divides (its label ends where new labels appear), leave its later "
                              "frames out of the losses rather than train it as absent")
+    parser.add_argument("--exit-clips", type=float, default=0.0, metavar="FRACTION",
+                        help="fraction of clips that end just after a tracked object leaves the view for good, "
+                             "so tracks learn to end there (default: 0)")
     parser.add_argument("--checkpoint", default=None, metavar="PATH",
                         help="resumable training state (default: OUT with .ckpt)")
     parser.add_argument("--checkpoint-every", type=int, default=100, metavar="N",
@@ -90,7 +93,7 @@ def run_finetune(args: argparse.Namespace) -> int:
             max_stride=args.max_stride,
             correction_points=args.correction_points,
             freeze_image_encoder=args.freeze_image_encoder, mix_synthetic=args.mix_synthetic,
-            skip_divided=args.skip_divided,
+            skip_divided=args.skip_divided, exit_clips=args.exit_clips,
             checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume,
             data_workers=args.data_workers,
             device=args.device, autocast=False if args.no_autocast else None, seed=args.seed,

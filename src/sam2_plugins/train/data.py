@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ..preprocess import to_model_input
+from .events import clip_around_hiding, clip_before_departure, continued_by_new_labels
 
 if TYPE_CHECKING:
     from ..synthetic import SceneVideo
@@ -173,6 +174,10 @@ class ClipSettings:
     # below half its largest, taking every k-th frame (k <= occlusion_max_stride) to reach its return
     occlusion_prob: float = 0.0
     occlusion_max_stride: int = 3
+    # chance that a video clip shows a tracked object leave the view for good (not by dividing): the
+    # clip's last 2-3 frames come after its last visible one. Videos are drawn until one has such a
+    # departure (half the tries; then any clip)
+    exit_prob: float = 0.0
     # leave an object's frames out of the losses once its label ends where new labels take over its
     # place (a division): whether its track should then stop or cover the daughters is not defined
     skip_divided: bool = False
@@ -228,17 +233,24 @@ def _photometric(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def sample_clip(frames, labels, size: int, s: ClipSettings, rng: np.random.Generator,
-                single_frame: bool = False) -> Clip | None:
-    """A random clip of one video as model input and per-object targets (None: no usable object)."""
+                single_frame: bool = False, departure: bool = False) -> Clip | None:
+    """A random clip of one video as model input and per-object targets (None: no usable object,
+    or ``departure`` asked for a clip that shows an object leave the view and the video has none)."""
     total = len(labels)
     length = 1 if single_frame else min(s.clip_len, total)
     max_objects = s.image_max_objects if single_frame else s.max_objects
     stride = 1
     if length > 1 and s.max_stride > 1:  # no draw otherwise: recipes without strides reproduce
         stride = int(rng.integers(1, max(1, min(s.max_stride, (total - 1) // (length - 1))) + 1))
-    start = None
-    if length > 1 and s.occlusion_prob > 0 and rng.random() < s.occlusion_prob:
-        start, stride = _around_hiding(labels, length, s.occlusion_max_stride, rng) or (None, stride)
+    start, leaving = None, None
+    if departure and length > 1:
+        found = clip_before_departure(labels, length, rng)
+        if found is None:
+            return None
+        start, leaving = found
+        stride = 1
+    elif length > 1 and s.occlusion_prob > 0 and rng.random() < s.occlusion_prob:
+        start, stride = clip_around_hiding(labels, length, s.occlusion_max_stride, rng) or (None, stride)
     span = (length - 1) * stride + 1
     if start is None:
         start = int(rng.integers(0, total - span + 1))
@@ -271,7 +283,12 @@ def sample_clip(frames, labels, size: int, s: ClipSettings, rng: np.random.Gener
     ids = [int(i) for i, c in zip(ids, counts) if i != 0 and c >= s.min_object_pixels]
     if not ids:
         return None
-    chosen = sorted(int(i) for i in rng.choice(ids, min(max_objects, len(ids)), replace=False))
+    if leaving in ids:  # the object that leaves is tracked, with others drawn as usual
+        others = [i for i in ids if i != leaving]
+        drawn = rng.choice(others, min(max_objects - 1, len(others)), replace=False) if others else []
+        chosen = sorted([leaving, *(int(i) for i in drawn)])
+    else:
+        chosen = sorted(int(i) for i in rng.choice(ids, min(max_objects, len(ids)), replace=False))
     lab_t = torch.from_numpy(np.ascontiguousarray(lab).astype(np.int64))
     masks = torch.stack([(lab_t == i) for i in chosen], 1).float()  # (T, B, H, W)
     if masks.shape[-2:] != (size, size):
@@ -281,58 +298,6 @@ def sample_clip(frames, labels, size: int, s: ClipSettings, rng: np.random.Gener
     pixels = to_model_input(np.ascontiguousarray(rgb), size)
     unscored = torch.from_numpy(continued_by_new_labels(lab, chosen)) if s.skip_divided and length > 1 else None
     return Clip(pixels, gt, chosen, labels=every, unscored=unscored)
-
-
-def continued_by_new_labels(lab: np.ndarray, ids: Sequence[int], cover: float = 0.5) -> np.ndarray:
-    """(T, B) bool, True for each object from the first frame where its label is gone while labels
-    new on that frame cover at least ``cover`` of its footprint on the frame before (a division,
-    or a track relabelled) to the end. Objects that leave or hide stay False."""
-    out = np.zeros((len(lab), len(ids)), bool)
-    seen = [set(np.unique(frame).tolist()) for frame in lab]  # ids on each frame
-    new: dict[int, np.ndarray] = {}  # frame -> its pixels of labels absent the frame before
-    for j, i in enumerate(ids):
-        for t in range(1, len(lab)):
-            if i in seen[t] or i not in seen[t - 1]:
-                continue
-            if t not in new:
-                new[t] = np.isin(lab[t], list(seen[t] - seen[t - 1] - {0}))
-            last = lab[t - 1] == i
-            if (new[t] & last).sum() >= cover * last.sum():
-                out[t:, j] = True
-                break
-    return out
-
-
-def hidings(labels) -> list[tuple[int, int | None, int]]:
-    """(first hidden frame, first frame shown again or None, id) of every time an object's visible
-    area falls below half of its largest in the video (a whole pass over the video's labels)."""
-    lab = np.asarray(labels[list(range(len(labels)))])  # (T, H, W)
-    count = int(lab.max()) + 1
-    area = np.stack([np.bincount(frame.ravel(), minlength=count) for frame in lab])[:, 1:]  # (T, N)
-    peak = area.max(0)
-    hidden = (area < 0.5 * peak) & (peak > 0)  # (T, N)
-    out = []
-    for t, i in zip(*np.nonzero(hidden[1:] & ~hidden[:-1])):
-        shown = np.nonzero(~hidden[t + 1 :, i])[0]
-        out.append((int(t) + 1, int(t) + 1 + int(shown[0]) if len(shown) else None, int(i) + 1))
-    return out
-
-
-def _around_hiding(labels, length: int, max_stride: int, rng: np.random.Generator) -> tuple[int, int] | None:
-    """(start, stride) of a clip that shows an object hidden and shown again, from 1-2 frames
-    before it hides (None: the video has no such moment)."""
-    events = [(hide, back) for hide, back, _ in hidings(labels) if back is not None]
-    if not events:
-        return None
-    hide, back = events[int(rng.integers(len(events)))]
-    before = int(rng.integers(1, 3))
-    total = len(labels)
-    stride = 1  # the smallest that reaches the frame the object is shown again
-    while stride < max_stride and (length - 1 - before) * stride < back - hide:
-        stride += 1
-    stride = max(1, min(stride, (total - 1) // (length - 1)))
-    span = (length - 1) * stride + 1
-    return min(max(0, hide - before * stride), total - span), stride
 
 
 def draw_clip(dataset: VideoDataset, size: int, s: ClipSettings, rng: np.random.Generator,
@@ -346,9 +311,10 @@ def draw_clip(dataset: VideoDataset, size: int, s: ClipSettings, rng: np.random.
 
 def _draw_one(dataset: VideoDataset, size: int, s: ClipSettings, rng: np.random.Generator, single: bool,
               max_tries: int) -> Clip:
-    for _ in range(max_tries):
+    departure = not single and s.exit_prob > 0 and rng.random() < s.exit_prob  # no draw otherwise
+    for attempt in range(max_tries):
         frames, labels = dataset[int(rng.integers(len(dataset)))]
-        clip = sample_clip(frames, labels, size, s, rng, single)
+        clip = sample_clip(frames, labels, size, s, rng, single, departure=departure and attempt < max_tries // 2)
         if clip is not None:
             return clip
     raise RuntimeError(f"no clip with a visible object after {max_tries} videos: are the label files empty?")

@@ -54,6 +54,7 @@ def finetune(
     freeze_image_encoder: bool = False,
     mix_synthetic: float = 0.0,
     skip_divided: bool = False,
+    exit_clips: float = 0.0,
     checkpoint: str | Path | None = None,
     checkpoint_every: int = 100,
     resume: bool = False,
@@ -79,7 +80,10 @@ def finetune(
     learns motion faster than the data's frame rate shows.
     ``skip_divided``: once a cell divides (its label ends and new labels cover at least half of
     its last footprint), its later frames leave the losses instead of teaching "absent" where the
-    daughters lie (see :func:`sam2_plugins.train.data.continued_by_new_labels`).
+    daughters lie (see :func:`sam2_plugins.train.events.continued_by_new_labels`).
+    ``exit_clips`` (0..1): that share of the clips ends 2-3 frames after a tracked object leaves
+    the view for good, so the model learns to let a track end there (see
+    :func:`sam2_plugins.train.events.departures`).
     ``data_workers``: background processes that read and prepare the next clips while a step
     runs (the result does not depend on their number).
     ``progress(step, total, metrics)`` is called after each step; ``cancel`` (an Event or a
@@ -99,6 +103,8 @@ def finetune(
         raise ValueError(f"data_workers must be 0 or more, got {data_workers}")
     if max_stride < 1:
         raise ValueError(f"max_stride must be at least 1 frame, got {max_stride}")
+    if not 0.0 <= exit_clips <= 1.0:
+        raise ValueError(f"exit_clips is a share of the clips, from 0 to 1: got {exit_clips}")
     data = FolderDataset(data_dir)
     dataset = data if mix_synthetic <= 0 else MixedDataset([(data, 1 - mix_synthetic), (SyntheticCells(), mix_synthetic)],
                                                           seed=seed)
@@ -111,7 +117,7 @@ def finetune(
         freeze_image_encoder=freeze_image_encoder, checkpoint_every=checkpoint_every, seed=seed,
         per_step_clips=True,  # clips do not depend on data_workers
         clip=ClipSettings(clip_len=clip_len, max_objects=max_objects, videos_per_step=batch,
-                          max_stride=max_stride, skip_divided=skip_divided),
+                          max_stride=max_stride, skip_divided=skip_divided, exit_prob=exit_clips),
         prompts=replace(PromptSettings(), num_correction_points=correction_points),
     )
     ckpt = Path(checkpoint) if checkpoint else checkpoint_path_for(out)
