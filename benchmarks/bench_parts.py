@@ -29,15 +29,23 @@ from common import grid_points, machine, mean_seconds, scene_frames, seeded_mode
 PARTS = ("image_encoder", "memory_attention", "sam_mask_decoder", "memory_encoder")
 
 
+MEMORY_TOKENS = 7 * 64 * 64 + 64  # a full bank: 7 memories of 64 x 64 tokens + 64 pointer tokens
+
+
+def memory_attention_inputs() -> tuple[torch.Tensor, ...]:
+    """Random (current, current_pos, memory, memory_pos) for one object against a full bank."""
+    tokens = 64 * 64
+    return (torch.randn(1, tokens, 256), torch.randn(1, tokens, 256),
+            torch.randn(1, MEMORY_TOKENS, 64), torch.randn(1, MEMORY_TOKENS, 64))
+
+
 def isolated_parts() -> None:
     model = seeded_model(dtype="auto")
     pixels = torch.randn(1, 3, 1024, 1024)
-    tokens, memories = 64 * 64, 7 * 64 * 64 + 64
-    curr, curr_pos = torch.randn(1, tokens, 256), torch.randn(1, tokens, 256)
-    memory, memory_pos = torch.randn(1, memories, 64), torch.randn(1, memories, 64)
+    inputs = memory_attention_inputs()
     with torch.inference_mode(), model.precision():
         encoder = mean_seconds(lambda: model.image_encoder(pixels))
-        attention = mean_seconds(lambda: model.memory_attention(curr, curr_pos, memory, memory_pos, 64))
+        attention = mean_seconds(lambda: model.memory_attention(*inputs, 64))
     print(f"dtype {model.compute_dtype}")
     print(f"image encoder:    {encoder:.2f} s")
     print(f"memory attention: {attention:.2f} s (1 object, 7 memories)")
@@ -46,19 +54,16 @@ def isolated_parts() -> None:
 def chunk_rows(rows: list[int], rounds: int = 3) -> None:
     """Memory attention (1 object, 7 memories) with fixed rows per query chunk against the engine's rule."""
     model = seeded_model(dtype="auto")
-    tokens, memories = 64 * 64, 7 * 64 * 64 + 64
-    curr, curr_pos = torch.randn(1, tokens, 256), torch.randn(1, tokens, 256)
-    memory, memory_pos = torch.randn(1, memories, 64), torch.randn(1, memories, 64)
+    inputs = memory_attention_inputs()
     rule = model_common.rows_per_chunk
-    choices = {f"rule ({rule(memories, 2)} rows)": rule, **{f"{r} rows": (lambda _k, _e, r=r: r) for r in rows}}
+    choices = {f"rule ({rule(MEMORY_TOKENS, 2)} rows)": rule, **{f"{r} rows": (lambda _k, _e, r=r: r) for r in rows}}
     times: dict[str, list[float]] = defaultdict(list)
     print(f"dtype {model.compute_dtype} (the rows matter on the CPU bfloat16 path only)")
     with torch.inference_mode(), model.precision():
         for _ in range(rounds):
             for name, choice in choices.items():
                 model_common.rows_per_chunk = choice
-                times[name].append(mean_seconds(lambda: model.memory_attention(curr, curr_pos, memory, memory_pos, 64),
-                                                repeats=1))
+                times[name].append(mean_seconds(lambda: model.memory_attention(*inputs, 64), repeats=1))
     model_common.rows_per_chunk = rule
     base = min(times[next(iter(choices))])
     for name, t in times.items():

@@ -32,12 +32,17 @@ def continued_by_new_labels(lab: np.ndarray, ids: Sequence[int], cover: float = 
     return out
 
 
+def _visible_areas(labels) -> tuple[np.ndarray, np.ndarray]:
+    """All frames (T, H, W) and each id's pixel count per frame (T, N): column i is id i + 1."""
+    lab = np.asarray(labels[list(range(len(labels)))])
+    count = int(lab.max()) + 1
+    return lab, np.stack([np.bincount(frame.ravel(), minlength=count) for frame in lab])[:, 1:]
+
+
 def hidings(labels) -> list[tuple[int, int | None, int]]:
     """(first hidden frame, first frame shown again or None, id) of every time an object's visible
     area falls below half of its largest in the video (a whole pass over the video's labels)."""
-    lab = np.asarray(labels[list(range(len(labels)))])  # (T, H, W)
-    count = int(lab.max()) + 1
-    area = np.stack([np.bincount(frame.ravel(), minlength=count) for frame in lab])[:, 1:]  # (T, N)
+    _, area = _visible_areas(labels)
     peak = area.max(0)
     hidden = (area < 0.5 * peak) & (peak > 0)  # (T, N)
     out = []
@@ -68,23 +73,19 @@ def departures(labels) -> list[tuple[int, int]]:
     """(first frame it is gone, id) of every object that leaves the view for good: shown on a run of
     frames that ends before the video does, last seen touching the frame's edge, and not divided
     (no new labels take its place; see :func:`continued_by_new_labels`)."""
-    lab = np.asarray(labels[list(range(len(labels)))])  # (T, H, W)
-    count = int(lab.max()) + 1
-    shown = np.stack([np.bincount(frame.ravel(), minlength=count) for frame in lab])[:, 1:] > 0  # (T, N)
-    edge = np.zeros(count, bool)
-    out = []
+    lab, area = _visible_areas(labels)
+    shown = area > 0  # (T, N)
+    gone = {}  # id -> first frame it is gone, for ids that leave at an edge
     for i in np.nonzero(shown.any(0))[0]:
         seen = np.nonzero(shown[:, i])[0]
         first, last = int(seen[0]), int(seen[-1])
         if last == len(lab) - 1 or not shown[first : last + 1, i].all():
             continue
-        edge[:] = False
         frame = lab[last]
-        for border in (frame[0], frame[-1], frame[:, 0], frame[:, -1]):
-            edge[border] = True
-        if edge[i + 1] and not continued_by_new_labels(lab, [int(i) + 1])[:, 0].any():
-            out.append((last + 1, int(i) + 1))
-    return out
+        if (np.concatenate([frame[0], frame[-1], frame[:, 0], frame[:, -1]]) == i + 1).any():
+            gone[int(i) + 1] = last + 1
+    divided = continued_by_new_labels(lab, list(gone)).any(0)  # (len(gone),)
+    return [(t, i) for (i, t), d in zip(gone.items(), divided) if not d]
 
 
 def clip_before_departure(labels, length: int, rng: np.random.Generator) -> tuple[int, int] | None:
