@@ -177,6 +177,35 @@ def test_cells_enter_and_leave(seed):
     assert any(_on_border(l) for l in tl.labels)
 
 
+def _newcomers_beside_departures(tl: TimeLapse, reach: float = 30.0) -> tuple[int, int]:
+    """(departures, departures with a cell that entered later within `reach` px of the leaver's
+    last footprint on its last frame)."""
+    from sam2_plugins.train.events import departures
+
+    found = []
+    for gone, i in departures(tl.labels):
+        last = tl.labels[gone - 1]
+        dist = ndi.distance_transform_edt(last != i)
+        newcomers = [tr.track_id for tr in tl.tracks.values() if 0 < tr.first < gone and tr.parent == 0]
+        found.append(any((dist[last == j] < reach).any() for j in newcomers))
+    return len(found), sum(found)
+
+
+def test_handoffs_bring_a_newcomer_in_beside_each_leaver():
+    plain, handoff = [0, 0], [0, 0]
+    for seed in range(8):
+        for tally, flag in ((plain, False), (handoff, True)):
+            counts = _newcomers_beside_departures(make_timelapse(seed, num_frames=30, handoffs=flag))
+            tally[0] += counts[0]
+            tally[1] += counts[1]
+    assert plain[0] >= 6 and handoff[0] >= 6  # cells leave in most movies either way
+    assert handoff[1] >= 0.4 * handoff[0]
+    assert handoff[1] >= 2 * max(plain[1], 1)
+    # the option adds cells after all else is drawn: frame 0 of a movie is the same with or without it
+    a, b = make_timelapse(5, num_frames=4), make_timelapse(5, num_frames=4, handoffs=True)
+    np.testing.assert_array_equal(a.labels[0], b.labels[0])
+
+
 def test_no_enter_leave_no_divisions():
     tl = make_timelapse(3, num_frames=20, divisions=False, enter_leave=False)
     assert not tl.children()

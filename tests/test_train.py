@@ -410,6 +410,28 @@ def test_resume_continues_at_the_same_step_with_the_same_loss(tmp_path):
         other.load_checkpoint()
 
 
+def test_a_checkpoint_records_its_data_and_refuses_other_data(tmp_path):
+    """A run resumed on other data (here: movies with handoffs) would give weights of no recipe."""
+    from sam2_plugins.train import micro_synthetic as ms
+    from sam2_plugins.train.loop import checkpoint_data_note
+
+    note = ms.polish_data_note(1.0)
+    data = ms.micro_dataset(note["handoff_movies"])
+    ckpt = tmp_path / "run.ckpt"
+    first = Trainer(init_model(micro_config(), seed=0), data, _small_settings(1), checkpoint=ckpt, data_note=note)
+    assert first.run() and checkpoint_data_note(ckpt) == note
+    Trainer(init_model(micro_config(), seed=0), data, _small_settings(1), checkpoint=ckpt,
+            data_note=dict(note)).load_checkpoint()  # the same note resumes
+    for other in (None, ms.polish_data_note(0.5)):
+        with pytest.raises(ValueError, match="trained on other data"):
+            Trainer(init_model(micro_config(), seed=0), data, _small_settings(1), checkpoint=ckpt,
+                    data_note=other).load_checkpoint()
+        with pytest.raises(ms.RecipeError, match="--handoff-movies"):  # the recipe says so before it starts
+            ms.check_resumable(ckpt, _small_settings(1), other)
+    with pytest.raises(ms.RecipeError, match="share of the polish's cell movies"):
+        ms.polish_data_note(1.5)
+
+
 def _weights(trainer: Trainer) -> list[torch.Tensor]:
     return [p.detach().clone() for p in trainer.model.parameters()]
 
@@ -573,6 +595,7 @@ def test_bundled_weights_come_from_the_recipe_the_training_command_runs():
     polish = record["polish"]
     assert polish["steps"] == ms.POLISH_STEPS > 0
     assert TrainSettings.from_dict(polish["settings"]) == ms.polish_settings(ms.micro_settings())
+    assert polish["data"] == ms.polish_data_note(ms.HANDOFF_MOVIES)
 
 
 def test_training_command_with_data_processes_records_its_recipe_and_gives_the_same_weights_at_any_number(
@@ -672,6 +695,7 @@ def test_polish_stage_continues_the_main_stage_and_resumes_from_its_saved_weight
     # departure clips in the polish only: the main stage (and its resumable record) is as before
     assert polish.clip.exit_prob == ms.EXIT_CLIPS > 0 and TrainSettings.from_dict(record["settings"]).clip.exit_prob == 0
     assert record["train_seconds"] > record["polish"]["train_seconds"] > 0
+    assert record["polish"]["data"] == {"handoff_movies": ms.HANDOFF_MOVIES} and ms.HANDOFF_MOVIES > 0
 
     # the main stage alone, then placed where an interrupted run leaves it
     assert ms.main(["--out", str(tmp_path / "main"), *tiny, "--polish-steps", "0"]) == 0

@@ -107,6 +107,30 @@ def new_cell(
     )
 
 
+def handoff_entrant(
+    rng: np.random.Generator, leaver: Cell, uid: int, radius: float, style: str, height: int, width: int
+) -> Cell:
+    """A cell that comes in through the edge a leaver goes out of, beside it, while it goes: the
+    moment where a tracker must end one track and not carry it onto the newcomer."""
+    axis = int(np.argmax(np.abs(leaver.bias)))  # the leaver moves out along this axis
+    outward = float(np.sign(leaver.bias[axis]))
+    size = np.array([height, width], float)
+    pos = leaver.pos.copy()
+    along = 1 - axis
+    offset = rng.uniform(1.0, 2.0) * (leaver.radius + radius) * (1 if rng.random() < 0.5 else -1)
+    pos[along] = np.clip(pos[along] + offset, radius, size[along] - radius)
+    pos[axis] = -(radius + 2) if outward < 0 else size[axis] + radius + 2
+    cell = new_cell(rng, uid, pos, radius, style)
+    cell.bias = np.zeros(2)
+    cell.bias[axis] = -outward * rng.uniform(1.8, 2.6)
+    cell.entering, cell.wall = True, False
+    # the leaver is gone after about (distance to the edge + radius) / speed frames of its bias
+    to_edge = leaver.pos[axis] if outward < 0 else size[axis] - leaver.pos[axis]
+    gone_after = (to_edge + leaver.radius) / max(float(np.abs(leaver.bias[axis])), 1e-3)
+    cell.start = cell.bias_from = leaver.bias_from + int(rng.uniform(0.2, 0.8) * gone_after)
+    return cell
+
+
 @dataclass
 class Footprint:
     """A cell's pixels-to-be within its clipped bounding box."""

@@ -17,7 +17,7 @@ from typing import Literal
 import numpy as np
 from scipy import ndimage as ndi
 
-from ._cellsim import PRE_DIVISION, Cell, Footprint, divide, footprint, new_cell, step_cells
+from ._cellsim import PRE_DIVISION, Cell, Footprint, divide, footprint, handoff_entrant, new_cell, step_cells
 from ._common import smooth_noise
 
 Style = Literal["fluorescence", "phase"]
@@ -111,6 +111,7 @@ def make_timelapse(
     blur: float = 1.0,
     drift: float = 0.2,
     cell_radius: float | None = None,
+    handoffs: bool = False,
 ) -> TimeLapse:
     """Generate a deterministic synthetic cell time-lapse for `seed`.
 
@@ -118,7 +119,8 @@ def make_timelapse(
     daughters).  `noise` scales shot/read noise (0 = none), `blur` is the PSF
     sigma in pixels (0 = none), `drift` is the fractional intensity change
     over the sequence (bleaching / lamp drift).  `cell_radius` defaults to a
-    size giving ~14% initial coverage.
+    size giving ~14% initial coverage.  `handoffs` adds, for every cell that
+    leaves, one that enters beside it through the same edge while it goes.
     """
     dt = np.dtype(dtype)
     if dt not in _FLUO_LEVELS:
@@ -134,6 +136,11 @@ def make_timelapse(
     cells = _initial_cells(
         rng, num_frames, height, width, num_cells, r0, style, divisions, enter_leave, touching
     )
+    if handoffs:  # drawn after everything else: movies without handoffs stay as they were
+        leavers = [c for c in cells if np.any(c.bias) and not c.entering]
+        uid = max((c.uid for c in cells), default=0) + 1
+        cells += [handoff_entrant(rng, c, uid + k, r0 * rng.uniform(0.8, 1.2), style, height, width)
+                  for k, c in enumerate(leavers)]
     labels = np.zeros(shape, np.int32)
     signal = np.zeros(shape, np.float32)
     first: dict[int, int] = {}

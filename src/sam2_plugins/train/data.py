@@ -46,11 +46,13 @@ class SyntheticCells:
 
     Item ``i`` is ``make_timelapse(seed_base + i, ...)`` with settings drawn from that seed;
     16-bit movies are stretched as the video session does (percentile fit over the video).
+    ``handoff_share`` of the movies have a cell enter beside each one that leaves, as it goes.
     """
 
     def __init__(self, num_videos: int = 100_000, seed_base: int = 1_000_000, num_frames: int = 12,
-                 size: tuple[int, int] = (192, 320)) -> None:
+                 size: tuple[int, int] = (192, 320), handoff_share: float = 0.0) -> None:
         self.num_videos, self.seed_base, self.num_frames, self.size = num_videos, seed_base, num_frames, size
+        self.handoff_share = handoff_share
 
     def __len__(self) -> int:
         return self.num_videos
@@ -69,6 +71,8 @@ class SyntheticCells:
             style="phase" if r.random() < 0.4 else "fluorescence", dtype=dtype,
             noise=float(r.uniform(0.5, 2.0)), blur=float(r.uniform(0.5, 1.5)),
             cell_radius=float(r.uniform(8, 24)) if r.random() < 0.5 else None,
+            # drawn last, and only when asked for: movies of datasets without handoffs stay as they were
+            handoffs=self.handoff_share > 0 and r.random() < self.handoff_share,
         )
         norm = fit_normalizer(list(tl.frames[:: max(1, len(tl.frames) // 4)]), dtype)
         frames = np.stack([norm.apply(f) for f in tl.frames])

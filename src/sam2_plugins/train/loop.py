@@ -107,6 +107,12 @@ def checkpoint_settings(path: str | Path) -> TrainSettings:
     return TrainSettings.from_dict(json.loads(state["settings"]))
 
 
+def checkpoint_data_note(path: str | Path) -> dict | None:
+    """The description of the training data a resumable checkpoint was written with (None: none given)."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return json.loads(state.get("data", "null"))
+
+
 def threads_at(step: int, s: TrainSettings) -> int | None:
     """The torch thread count ``thread_schedule`` sets for ``step`` (None: not set)."""
     threads = None
@@ -167,10 +173,12 @@ def _param_groups(model: Sam2Model, s: TrainSettings) -> list[dict]:
 
 
 class Trainer:
-    """Trains a :class:`Sam2Model` on clips drawn from a :class:`VideoDataset`."""
+    """Trains a :class:`Sam2Model` on clips drawn from a :class:`VideoDataset`. ``data_note`` (a
+    JSON-able description of the dataset's options) is saved with the checkpoint, and a checkpoint
+    with another note is refused: its weights would belong to no single dataset."""
 
     def __init__(self, model: Sam2Model, dataset: VideoDataset, settings: TrainSettings,
-                 checkpoint: str | Path | None = None, data_workers: int = 0) -> None:
+                 checkpoint: str | Path | None = None, data_workers: int = 0, data_note: dict | None = None) -> None:
         if data_workers < 0:
             raise ValueError(f"data_workers must be 0 or more, got {data_workers}")
         if data_workers and not settings.per_step_clips:
@@ -180,6 +188,7 @@ class Trainer:
         self.data_workers = data_workers
         self._feed: ClipFeed | None = None
         self.dataset = dataset
+        self.data_note = data_note
         self.s = settings
         self.checkpoint = Path(checkpoint) if checkpoint else None
         if settings.freeze_image_encoder:
@@ -309,6 +318,7 @@ class Trainer:
             "rank_torch_rngs": [r[1] for r in rngs],
             "settings": json.dumps(self.s.to_dict()),
             "config": json.dumps(self.model.config.to_dict()),
+            **({"data": json.dumps(self.data_note)} if self.data_note is not None else {}),
         }
 
     def save_checkpoint(self, path: str | Path | None = None) -> Path | None:
@@ -332,6 +342,9 @@ class Trainer:
         current.pop("name", None)
         if saved_cfg != current:
             raise ValueError(f"checkpoint {path} was made for a different model config")
+        saved_note = json.loads(state.get("data", "null"))
+        if saved_note != json.loads(json.dumps(self.data_note)):
+            raise ValueError(f"checkpoint {path} was trained on other data ({saved_note}; this run: {self.data_note})")
         numpy_rngs = json.loads(state.get("rank_numpy_rngs", "null")) or [state["numpy_rng"]]
         torch_rngs = state.get("rank_torch_rngs") or [state["torch_rng"]]
         if len(numpy_rngs) != self.world_size:

@@ -14,7 +14,8 @@ which the warm-up never trained, and at ``--restart-lr-scale`` of it for the res
 starts from the main stage's weights, saved beside the checkpoint, so ``--resume`` can polish them
 alone. Half the video clips are placed where an object passes behind another and comes back
 (``--occlusion-clips``); half the polish's end just after a tracked object leaves the view for good
-(``--exit-clips``); and the trainer moves from one torch thread to two when clips join (the
+(``--exit-clips``), and its cell movies have a newcomer enter beside each cell that leaves
+(``--handoff-movies``); and the trainer moves from one torch thread to two when clips join (the
 thread count is recorded: it changes the float rounding). Each clip is seeded on its own, so
 ``--data-workers N`` (default 1: the second core) draws the next clips in background processes
 without changing the weights; ``--data-workers 0`` gives the same weights on one core, more slowly.
@@ -22,8 +23,8 @@ without changing the weights; ``--data-workers 0`` gives the same weights on one
 clips. The number of workers is part of the recipe (another number gives other weights); the shipped
 weights come from one worker.
 ``--warmup-steps N``, ``--no-restart-lr``, ``--restart-lr-scale S``, ``--video-image-share P``,
-``--occlusion-clips P``, ``--absent-weight W``, ``--[no-]skip-divided``, ``--polish-steps N`` and
-``--exit-clips P`` change the recipe and are recorded with the weights.
+``--occlusion-clips P``, ``--absent-weight W``, ``--[no-]skip-divided``, ``--polish-steps N``,
+``--exit-clips P`` and ``--handoff-movies P`` change the recipe and are recorded with the weights.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from ..model.sam2 import Sam2Model
 from ..checkpoints import load_weights, read_state_dict
 from .config_io import config_path_for, save_model
 from .data import ClipSettings, MixedDataset, SyntheticCells, SyntheticScenes
-from .loop import Trainer, TrainSettings, checkpoint_settings
+from .loop import Trainer, TrainSettings, checkpoint_data_note, checkpoint_settings
 from .parallel import run_workers
 from .scratch_init import scratch_init
 from .unroll import PromptSettings
@@ -101,6 +102,10 @@ POLISH_SEED_OFFSET = 100  # the polish draws its clips from other seeds than the
 # good. The training movies rarely show it (an 8-frame clip of a 12-frame movie), and over 24
 # evaluation movies tracks moved onto cells entering where another had left (issue 4, stop 27)
 EXIT_CLIPS = 0.5
+# share of the polish's cell movies in which a cell enters beside each one that leaves, as it goes.
+# The tracks that still switched after departure clips moved onto such a newcomer; with every polish
+# movie so, switches over 24 evaluation movies fell from 5 to 1 (issue 4, stop 28)
+HANDOFF_MOVIES = 1.0
 
 
 class RecipeError(ValueError):
@@ -173,9 +178,19 @@ def polish_settings(main: TrainSettings, steps: int = POLISH_STEPS, exit_clips: 
     )
 
 
-def micro_dataset() -> MixedDataset:
+def polish_data_note(handoff_movies: float) -> dict:
+    """What the polish's dataset adds to the recipe's (recorded with its checkpoint and weights)."""
+    if not 0.0 <= handoff_movies <= 1.0:
+        raise RecipeError(f"--handoff-movies is a share of the polish's cell movies, from 0 to 1: got {handoff_movies}")
+    return {"handoff_movies": handoff_movies}
+
+
+def micro_dataset(handoff_movies: float = 0.0) -> MixedDataset:
+    """The recipe's mix of cell movies and scene videos; ``handoff_movies`` of the cell movies have
+    a cell enter beside each one that leaves."""
     # scene videos of 16-40 frames: objects move at 0.6-1.5x the speed of the 24-frame evaluation videos
-    return MixedDataset([(SyntheticCells(), 0.6), (SyntheticScenes(num_frames=(16, 40)), 0.4)], seed=0)
+    return MixedDataset([(SyntheticCells(handoff_share=handoff_movies), 0.6),
+                         (SyntheticScenes(num_frames=(16, 40)), 0.4)], seed=0)
 
 
 def init_model(cfg: Sam2Config, seed: int) -> Sam2Model:
@@ -186,10 +201,12 @@ def init_model(cfg: Sam2Config, seed: int) -> Sam2Model:
 
 def train_micro(out_dir: str | Path, *, steps: int = TOTAL_STEPS, seed: int = 0, resume: bool = False,
                 workers: int = WORKERS, warmup: int | None = None, data_workers: int = DATA_WORKERS,
-                polish_steps: int | None = None, exit_clips: float = EXIT_CLIPS, log=print, **options) -> Path:
+                polish_steps: int | None = None, exit_clips: float = EXIT_CLIPS,
+                handoff_movies: float = HANDOFF_MOVIES, log=print, **options) -> Path:
     """Train the recipe into ``out_dir``; returns the weights file. ``polish_steps`` defaults to the
     recipe's share of ``steps`` (0: no polish); ``exit_clips`` is the polish's share of departure
-    clips; ``options`` are those of :func:`micro_settings` (restart_lr, occlusion_clips, ...)."""
+    clips, ``handoff_movies`` its share of cell movies with handoffs; ``options`` are those of
+    :func:`micro_settings` (restart_lr, occlusion_clips, ...)."""
     out_dir = Path(out_dir)
     if data_workers < 0:
         raise RecipeError(f"--data-workers must be 0 or more, got {data_workers}")
@@ -197,12 +214,13 @@ def train_micro(out_dir: str | Path, *, steps: int = TOTAL_STEPS, seed: int = 0,
     settings = micro_settings(steps, seed, warmup, **options)
     polish = polish_settings(settings, POLISH_STEPS * steps // TOTAL_STEPS if polish_steps is None else polish_steps,
                              exit_clips)
+    note = polish_data_note(handoff_movies)
     if resume:
         check_resumable(out_dir / f"{NAME}.ckpt", settings)
-        check_resumable(out_dir / f"{NAME}.polish.ckpt", polish)
+        check_resumable(out_dir / f"{NAME}.polish.ckpt", polish, note)
         check_main_stage(out_dir / f"{NAME}.main.safetensors", settings)
     out_dir.mkdir(parents=True, exist_ok=True)
-    run_workers(workers, _train_worker, out_dir, settings, polish, resume, data_workers, log)
+    run_workers(workers, _train_worker, out_dir, settings, polish, note, resume, data_workers, log)
     return out_dir / f"{NAME}.safetensors"
 
 
@@ -221,22 +239,25 @@ def _training_record(weights: Path) -> dict:
     return json.loads(config_path_for(weights).read_text()).get("training", {})
 
 
-def check_resumable(ckpt: Path, settings: TrainSettings) -> None:
-    """Refuse to continue a checkpoint with other settings: the weights would match no recipe."""
+def check_resumable(ckpt: Path, settings: TrainSettings, data_note: dict | None = None) -> None:
+    """Refuse to continue a checkpoint with other settings or data: the weights would match no recipe."""
     if not ckpt.is_file():
         return
+    if checkpoint_data_note(ckpt) != data_note:
+        raise RecipeError(f"{ckpt} was trained on other data ({checkpoint_data_note(ckpt)}): resume it with the "
+                          "options of that run (--handoff-movies), or train into another --out")
     saved = checkpoint_settings(ckpt)
     if saved != settings:
         changed = ", ".join(f.name for f in fields(settings) if getattr(saved, f.name) != getattr(settings, f.name))
         raise RecipeError(f"{ckpt} was trained with other settings ({changed} differ): resume it with the "
                          "options of that run (--steps, --warmup-steps, --seed, --no-restart-lr, "
                          "--occlusion-clips, --absent-weight, --skip-divided, --restart-lr-scale, "
-                         "--video-image-share, --polish-steps, --exit-clips), "
+                         "--video-image-share, --polish-steps, --exit-clips, --handoff-movies), "
                          "or train into another --out")
 
 
 def _train_worker(rank: int, workers: int, out_dir: Path, settings: TrainSettings, polish: TrainSettings,
-                  resume: bool, data_workers: int, log) -> None:
+                  polish_note: dict, resume: bool, data_workers: int, log) -> None:
     if rank != 0:
         log = _silent
     model = init_model(micro_config(), settings.seed)
@@ -252,11 +273,12 @@ def _train_worker(rank: int, workers: int, out_dir: Path, settings: TrainSetting
             save_model(model, main_weights, info=_record(settings, workers, main_seconds))
     seconds = main_seconds
     if polish.steps:
-        seconds += _run_stage(model, polish, out_dir / f"{NAME}.polish.ckpt", resume, data_workers, log)
+        seconds += _run_stage(model, polish, out_dir / f"{NAME}.polish.ckpt", resume, data_workers, log,
+                              polish_note)
     if rank == 0:
         info = _record(settings, workers, seconds)
         if polish.steps:
-            info["polish"] = {"steps": polish.steps, "settings": polish.to_dict(),
+            info["polish"] = {"steps": polish.steps, "settings": polish.to_dict(), "data": polish_note,
                               "train_seconds": round(seconds - main_seconds, 1)}
         save_model(model, out_dir / f"{NAME}.safetensors", info=info)
         # kept only while the run is unfinished (for --resume)
@@ -265,9 +287,12 @@ def _train_worker(rank: int, workers: int, out_dir: Path, settings: TrainSetting
             path.unlink(missing_ok=True)
 
 
-def _run_stage(model: Sam2Model, settings: TrainSettings, ckpt: Path, resume: bool, data_workers: int, log) -> float:
-    """Train one stage (resuming its checkpoint if asked); returns its training seconds."""
-    trainer = Trainer(model, micro_dataset(), settings, checkpoint=ckpt, data_workers=data_workers)
+def _run_stage(model: Sam2Model, settings: TrainSettings, ckpt: Path, resume: bool, data_workers: int, log,
+               data_note: dict | None = None) -> float:
+    """Train one stage (resuming its checkpoint if asked) on the recipe's data with the options of
+    ``data_note`` (see :func:`polish_data_note`); returns its training seconds."""
+    dataset = micro_dataset((data_note or {}).get("handoff_movies", 0.0))
+    trainer = Trainer(model, dataset, settings, checkpoint=ckpt, data_workers=data_workers, data_note=data_note)
     if resume and ckpt.is_file():
         trainer.load_checkpoint()
         log(f"resumed from {ckpt} at step {trainer.step}")
@@ -339,6 +364,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exit-clips", type=float, default=EXIT_CLIPS, metavar="P",
                         help=f"share of the polish's video clips that show a tracked object leave the view for good "
                              f"(default {EXIT_CLIPS}; part of the recipe)")
+    parser.add_argument("--handoff-movies", type=float, default=HANDOFF_MOVIES, metavar="P",
+                        help=f"share of the polish's cell movies in which a cell enters beside each one that leaves "
+                             f"(default {HANDOFF_MOVIES}; part of the recipe)")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     args = parser.parse_args(argv)
     try:
@@ -347,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
                            occlusion_clips=args.occlusion_clips, absent_weight=args.absent_weight,
                            skip_divided=args.skip_divided, restart_lr_scale=args.restart_lr_scale,
                            video_image_share=args.video_image_share, polish_steps=args.polish_steps,
-                           exit_clips=args.exit_clips,
+                           exit_clips=args.exit_clips, handoff_movies=args.handoff_movies,
                            log=_print_flush)
     except RecipeError as err:
         parser.error(str(err))
