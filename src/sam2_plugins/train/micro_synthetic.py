@@ -243,8 +243,9 @@ def check_resumable(ckpt: Path, settings: TrainSettings, data_note: dict | None 
     """Refuse to continue a checkpoint with other settings or data: the weights would match no recipe."""
     if not ckpt.is_file():
         return
-    if checkpoint_data_note(ckpt) != data_note:
-        raise RecipeError(f"{ckpt} was trained on other data ({checkpoint_data_note(ckpt)}): resume it with the "
+    saved_note = checkpoint_data_note(ckpt)
+    if saved_note != data_note:
+        raise RecipeError(f"{ckpt} was trained on other data ({saved_note}): resume it with the "
                           "options of that run (--handoff-movies), or train into another --out")
     saved = checkpoint_settings(ckpt)
     if saved != settings:
