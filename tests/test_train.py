@@ -413,13 +413,13 @@ def test_resume_continues_at_the_same_step_with_the_same_loss(tmp_path):
 def test_a_checkpoint_records_its_data_and_refuses_other_data(tmp_path):
     """A run resumed on other data (here: movies with handoffs) would give weights of no recipe."""
     from sam2_plugins.train import micro_synthetic as ms
-    from sam2_plugins.train.loop import checkpoint_data_note
+    from sam2_plugins.train.loop import checkpoint_record
 
     note = ms.polish_data_note(1.0)
     data = ms.micro_dataset(note["handoff_movies"])
     ckpt = tmp_path / "run.ckpt"
     first = Trainer(init_model(micro_config(), seed=0), data, _small_settings(1), checkpoint=ckpt, data_note=note)
-    assert first.run() and checkpoint_data_note(ckpt) == note
+    assert first.run() and checkpoint_record(ckpt) == (_small_settings(1), note)
     Trainer(init_model(micro_config(), seed=0), data, _small_settings(1), checkpoint=ckpt,
             data_note=dict(note)).load_checkpoint()  # the same note resumes
     for other in (None, ms.polish_data_note(0.5)):

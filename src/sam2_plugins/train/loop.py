@@ -101,15 +101,14 @@ class TrainSettings:
         return cls(clip=clip, prompts=prompts, **d)
 
 
-def checkpoint_settings(path: str | Path) -> TrainSettings:
-    """The training settings a resumable checkpoint was written with."""
+def checkpoint_record(path: str | Path) -> tuple[TrainSettings, dict | None]:
+    """The training settings a resumable checkpoint was written with, and the description of its
+    data (None: none given), from one read of the file."""
     state = torch.load(path, map_location="cpu", weights_only=True)
-    return TrainSettings.from_dict(json.loads(state["settings"]))
+    return TrainSettings.from_dict(json.loads(state["settings"])), _data_note(state)
 
 
-def checkpoint_data_note(path: str | Path) -> dict | None:
-    """The description of the training data a resumable checkpoint was written with (None: none given)."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+def _data_note(state: dict) -> dict | None:
     return json.loads(state.get("data", "null"))
 
 
@@ -342,7 +341,7 @@ class Trainer:
         current.pop("name", None)
         if saved_cfg != current:
             raise ValueError(f"checkpoint {path} was made for a different model config")
-        saved_note = json.loads(state.get("data", "null"))
+        saved_note = _data_note(state)
         if saved_note != json.loads(json.dumps(self.data_note)):
             raise ValueError(f"checkpoint {path} was trained on other data ({saved_note}; this run: {self.data_note})")
         numpy_rngs = json.loads(state.get("rank_numpy_rngs", "null")) or [state["numpy_rng"]]

@@ -43,7 +43,7 @@ from ..model.sam2 import Sam2Model
 from ..checkpoints import load_weights, read_state_dict
 from .config_io import config_path_for, save_model
 from .data import ClipSettings, MixedDataset, SyntheticCells, SyntheticScenes
-from .loop import Trainer, TrainSettings, checkpoint_data_note, checkpoint_settings
+from .loop import Trainer, TrainSettings, checkpoint_record
 from .parallel import run_workers
 from .scratch_init import scratch_init
 from .unroll import PromptSettings
@@ -243,11 +243,10 @@ def check_resumable(ckpt: Path, settings: TrainSettings, data_note: dict | None 
     """Refuse to continue a checkpoint with other settings or data: the weights would match no recipe."""
     if not ckpt.is_file():
         return
-    saved_note = checkpoint_data_note(ckpt)
+    saved, saved_note = checkpoint_record(ckpt)
     if saved_note != data_note:
         raise RecipeError(f"{ckpt} was trained on other data ({saved_note}): resume it with the "
                           "options of that run (--handoff-movies), or train into another --out")
-    saved = checkpoint_settings(ckpt)
     if saved != settings:
         changed = ", ".join(f.name for f in fields(settings) if getattr(saved, f.name) != getattr(settings, f.name))
         raise RecipeError(f"{ckpt} was trained with other settings ({changed} differ): resume it with the "
