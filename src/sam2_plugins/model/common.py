@@ -138,13 +138,16 @@ def apply_rope(x: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
     if n == 0:
         return x
     m = rotations.shape[0]
-    pairs = x.float().reshape(b, h, n // m, m, d // 2, 2)  # frames of M tokens; rotations broadcast
+    shape = (b, h, n // m, m, d // 2, 2)  # frames of M tokens; rotations broadcast
     if torch.compiler.is_compiling():  # real arithmetic: compilers fuse it, complex numbers they do not
         cos, sin = rotations.real, rotations.imag  # (M, head_dim/2)
-        x0, x1 = pairs.unbind(-1)
+        x0, x1 = x.float().reshape(shape).unbind(-1)
         rotated = torch.stack((x0 * cos - x1 * sin, x0 * sin + x1 * cos), dim=-1)
-    else:
-        rotated = torch.view_as_real(torch.view_as_complex(pairs) * rotations)
+    elif torch.is_grad_enabled():
+        rotated = torch.view_as_real(torch.view_as_complex(x.float().reshape(shape)) * rotations)
+    else:  # the same products, in place in a float32 copy: memory attention's keys 19 -> 3 ms a layer
+        rotated = x.to(torch.float32, memory_format=torch.contiguous_format, copy=True).reshape(shape)
+        torch.view_as_complex(rotated).mul_(rotations)  # (tiny at 1024, AMX; issue 6, stop 29)
     return rotated.reshape(b, h, n, d).type_as(x)
 
 

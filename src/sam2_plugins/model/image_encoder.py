@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -31,13 +33,27 @@ class FpnNeck(nn.Module):
         self.top_down_levels = set(fpn_top_down_levels)
         self.interp_mode = fpn_interp_model
 
-    def forward(self, stage_feats: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """stage_feats: highest resolution first. Returns (features, position codes), same order."""
+    def forward(
+        self, stage_feats: list[torch.Tensor], heads: Sequence[nn.Conv2d] = ()
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor | None]]:
+        """stage_feats: highest resolution first. Returns (features, position codes), same order.
+
+        ``heads``: 1x1 convolutions applied to the highest-resolution levels (the first to level 0,
+        and so on). On a level without top-down features a head is folded into the level's own
+        projection (one convolution from the trunk's channels instead of two through d_model),
+        and gets no position code (None).
+        """
         n = len(self.convs) - 1
         feats: list[torch.Tensor] = [None] * (n + 1)  # type: ignore[list-item]
-        pos: list[torch.Tensor] = [None] * (n + 1)  # type: ignore[list-item]
+        pos: list[torch.Tensor | None] = [None] * (n + 1)
         above = None
         for i in range(n, -1, -1):
+            head = heads[i] if i < len(heads) else None
+            # the level below reads this one's features when it takes top-down features
+            if head is not None and not self.top_down_levels & {i, i - 1}:
+                weight, bias = fold_1x1(head, self.convs[n - i].conv)
+                feats[i] = F.conv2d(stage_feats[i], weight, bias)
+                continue
             lateral = self.convs[n - i](stage_feats[i])
             if i in self.top_down_levels and above is not None:
                 top_down = F.interpolate(
@@ -47,9 +63,19 @@ class FpnNeck(nn.Module):
                 above = lateral + top_down
             else:
                 above = lateral
-            feats[i] = above
+            feats[i] = above if head is None else head(above)
             pos[i] = self.position_encoding(above).to(above.dtype)
         return feats, pos
+
+
+def fold_1x1(after: nn.Conv2d, before: nn.Conv2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weight (C_out, C_in, 1, 1) and bias of the 1x1 convolution ``after(before(x))``, in float32."""
+    with torch.autocast(before.weight.device.type, enabled=False):
+        w_after = after.weight.float().flatten(1)  # (C_out, C_mid)
+        w_before = before.weight.float().flatten(1)  # (C_mid, C_in)
+        weight = (w_after @ w_before)[:, :, None, None]
+        bias = w_after @ before.bias.float() + after.bias.float()
+    return weight, bias
 
 
 class ImageEncoder(nn.Module):
@@ -65,8 +91,11 @@ class ImageEncoder(nn.Module):
         self.neck = neck
         self.scalp = scalp
 
-    def forward(self, pixels: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        feats, pos = self.neck(self.trunk(pixels))
+    def forward(
+        self, pixels: torch.Tensor, heads: Sequence[nn.Conv2d] = ()
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor | None]]:
+        """``heads``: see :meth:`FpnNeck.forward`."""
+        feats, pos = self.neck(self.trunk(pixels), heads)
         if self.scalp > 0:  # drop the lowest-resolution levels
             feats, pos = feats[: -self.scalp], pos[: -self.scalp]
         return feats, pos
