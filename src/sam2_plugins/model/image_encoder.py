@@ -39,9 +39,11 @@ class FpnNeck(nn.Module):
         """stage_feats: highest resolution first. Returns (features, position codes), same order.
 
         ``heads``: 1x1 convolutions applied to the highest-resolution levels (the first to level 0,
-        and so on). On a level without top-down features a head is folded into the level's own
-        projection (one convolution from the trunk's channels instead of two through d_model),
-        and gets no position code (None).
+        and so on). In inference, on a level without top-down features, a head is folded into the
+        level's own projection (one convolution from the trunk's channels instead of two through
+        d_model) and the level gets no position code (None); training applies the two in turn
+        (its recipe's arithmetic). Tiny at 1024, AMX: neck and heads 15 -> 3 ms on the engine's
+        channels-last frames, ~90 ms less on NCHW pixels (issue 6, stop 29).
         """
         n = len(self.convs) - 1
         feats: list[torch.Tensor] = [None] * (n + 1)  # type: ignore[list-item]
@@ -50,7 +52,7 @@ class FpnNeck(nn.Module):
         for i in range(n, -1, -1):
             head = heads[i] if i < len(heads) else None
             # the level below reads this one's features when it takes top-down features
-            if head is not None and not self.top_down_levels & {i, i - 1}:
+            if head is not None and not torch.is_grad_enabled() and not self.top_down_levels & {i, i - 1}:
                 weight, bias = fold_1x1(head, self.convs[n - i].conv)
                 feats[i] = F.conv2d(stage_feats[i], weight, bias)
                 continue

@@ -131,16 +131,9 @@ class Sam2Model(nn.Module):
     # ----------------------------------------------------------------- image
     def encode_image(self, pixels: torch.Tensor) -> ImageFeatures:
         """pixels (B, 3, S, S), normalised -> backbone features of each image."""
-        heads = (self.sam_mask_decoder.conv_s0, self.sam_mask_decoder.conv_s1)
-        if not self.config.use_high_res_features_in_sam:
-            feats, pos = self.image_encoder(pixels)
-            return ImageFeatures(feats[-1], pos[-1], [])
-        if torch.is_grad_enabled():  # training keeps the two convolutions (its recipe's arithmetic)
-            feats, pos = self.image_encoder(pixels)
-            return ImageFeatures(feats[-1], pos[-1], [head(f) for head, f in zip(heads, feats)])
-        # inference folds the decoder's 1x1 convolutions into the neck's, so the 256-channel map of
-        # the highest level is never made (tiny at 1024, AMX: neck and convolutions 15 -> 3 ms on the
-        # engine's channels-last frames, ~90 ms less on NCHW pixels; issue 6, stop 29)
+        decoder = self.sam_mask_decoder
+        # the decoder's 1x1 convolutions of the high-resolution levels (folded into the neck's in inference)
+        heads = (decoder.conv_s0, decoder.conv_s1) if self.config.use_high_res_features_in_sam else ()
         feats, pos = self.image_encoder(pixels, heads)
         return ImageFeatures(feats[-1], pos[-1], feats[: len(heads)])
 
