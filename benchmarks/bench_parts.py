@@ -1,4 +1,5 @@
-"""Time of the heavy parts of a tracked frame, hiera-tiny at 1024, in the model's auto dtype.
+"""Time of the heavy parts of a tracked frame, hiera-tiny at 1024, in the model's auto dtype
+(or each of ``--dtype auto float32 bfloat16`` in turn).
 
 Default: image encoder on one 1024 x 1024 frame (channels-last, as the engine's frames); memory
 attention (4 layers) of one object against a full memory bank (7 memories of 64 x 64 tokens + 64
@@ -13,6 +14,7 @@ steady-state frame (frame 9, full memory bank) by model part (forward hooks).
     python benchmarks/bench_parts.py
     python benchmarks/bench_parts.py --objects 1 16
     python benchmarks/bench_parts.py --chunk-rows 128 291 512
+    python benchmarks/bench_parts.py --dtype float32 bfloat16
 """
 
 from __future__ import annotations
@@ -39,8 +41,8 @@ def memory_attention_inputs() -> tuple[torch.Tensor, ...]:
             torch.randn(1, MEMORY_TOKENS, 64), torch.randn(1, MEMORY_TOKENS, 64))
 
 
-def isolated_parts() -> None:
-    model = seeded_model(dtype="auto")
+def isolated_parts(dtype: str = "auto") -> None:
+    model = seeded_model(dtype=dtype)
     # laid out as the engine's frames are (channels-last, from H x W x 3 images): a plain NCHW tensor
     # takes other, slower paths through the patch embedding and the neck
     pixels = torch.randn(1, 3, 1024, 1024).contiguous(memory_format=torch.channels_last)
@@ -60,7 +62,7 @@ def chunk_rows(rows: list[int], rounds: int = 3) -> None:
     rule = model_common.rows_per_chunk
     choices = {f"rule ({rule(MEMORY_TOKENS, 2)} rows)": rule, **{f"{r} rows": (lambda _k, _e, r=r: r) for r in rows}}
     times: dict[str, list[float]] = defaultdict(list)
-    print(f"dtype {model.compute_dtype} (the rows matter on the CPU bfloat16 path only)")
+    print(f"dtype {model.compute_dtype} (the rows matter on the CPU explicit path: bfloat16 without AMX, or float32)")
     with torch.inference_mode(), model.precision():
         for _ in range(rounds):
             for name, choice in choices.items():
@@ -72,9 +74,9 @@ def chunk_rows(rows: list[int], rounds: int = 3) -> None:
         print(f"memory attention, {name:16s} best {min(t):.3f} s  ({base / min(t):.2f}x the rule's speed)")
 
 
-def tracked_frame_parts(num_objects: int) -> None:
+def tracked_frame_parts(num_objects: int, dtype: str = "auto") -> None:
     """Seconds per model part on the steady-state frame of an N-object propagation."""
-    model = seeded_model(dtype="auto")
+    model = seeded_model(dtype=dtype)
     spent: dict[str, float] = defaultdict(float)
     started: dict[str, float] = {}
     for name in PARTS:
@@ -93,23 +95,25 @@ def tracked_frame_parts(num_objects: int) -> None:
     next(frames)
     total = time.perf_counter() - start
     parts = ", ".join(f"{name} {spent[name]:.2f}" for name in PARTS)
-    print(f"{num_objects:3d} object(s): frame {total:.2f} s = {parts}, rest {total - sum(spent.values()):.2f}")
+    print(f"{model.compute_dtype}, {num_objects:3d} object(s): frame {total:.2f} s = {parts}, rest {total - sum(spent.values()):.2f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--objects", type=int, nargs="+", help="split a tracked frame with this many objects")
     parser.add_argument("--chunk-rows", type=int, nargs="+", help="memory attention with these query chunks")
+    parser.add_argument("--dtype", nargs="+", default=["auto"],
+                        help="compute dtypes to time in turn (auto, float32, bfloat16)")
     args = parser.parse_args()
     print(f"machine: {machine()}, torch threads {torch.get_num_threads()}")
     if args.chunk_rows:
         chunk_rows(args.chunk_rows)
         return
-    if not args.objects:
-        isolated_parts()
-        return
-    for n in args.objects:
-        tracked_frame_parts(n)
+    for dtype in args.dtype:
+        if not args.objects:
+            isolated_parts(dtype)
+        for n in args.objects or ():
+            tracked_frame_parts(n, dtype)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,10 @@ and the same clicks. Steady state: the mean time of frames 8.. of a propagation,
 memory bank is full (7 memories + pointers). Denormals are flushed for every contender.
 
     python benchmarks/bench_propagation.py --objects 1 16 --frames 12
+
+Ours runs in the dtype that ``dtype="auto"`` picks on this machine and, unless
+``--skip-other-dtype``, in the other one too (float32 or bfloat16): the ratio shows whether
+the automatic choice is the faster one here.
 """
 
 from __future__ import annotations
@@ -51,15 +55,18 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512, help="side of the synthetic frames (resized to 1024)")
     parser.add_argument("--no-peer", action="store_true")
     parser.add_argument("--peer-objects-max", type=int, default=16)
-    parser.add_argument("--skip-fp32", action="store_true", help="do not time our float32 path")
+    parser.add_argument("--skip-other-dtype", "--skip-fp32", dest="skip_other", action="store_true",
+                        help="time ours in the auto dtype only (by default also in the other one: float32 "
+                             "where auto is bfloat16, bfloat16 where auto is float32)")
     parser.add_argument("--low-res", type=int, default=None,
                         help="also time ours at this working resolution (e.g. 512) and compare its masks")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     print(f"torch threads: {torch.get_num_threads()}, denormals flushed")
     frames = scene_frames(args.frames, args.size)
-    fp32 = seeded_model(dtype="float32")
     auto = seeded_model(dtype="auto")
+    other = seeded_model(dtype="bfloat16" if auto.compute_dtype == torch.float32 else "float32")
+    fp32 = auto if auto.compute_dtype == torch.float32 else other
     low = seeded_model(dtype="auto", image_size=args.low_res) if args.low_res else None
     peer = None if args.no_peer else transformers_tracker(fp32)
     steady = slice(8, None)
@@ -70,12 +77,14 @@ def main() -> None:
         print(f"\n{n} object(s), steady state (frames 8-{args.frames - 1}):")
         print(f"  ours, dtype auto ({auto.compute_dtype}): {ours_auto:.2f} s/frame")
         m_fp32 = m_auto
-        if not args.skip_fp32:
-            t_fp32, m_fp32 = run_ours(fp32, frames, clicks)
-            ours_fp32 = np.mean(t_fp32[steady])
-            agree = agreement(m_auto, m_fp32, n)
-            print(f"  ours, float32:                  {ours_fp32:.2f} s/frame")
-            print(f"  mask agreement auto vs fp32:    Jaccard {agree:.4f}")
+        if not args.skip_other:
+            t_other, m_other = run_ours(other, frames, clicks)
+            ours_other = np.mean(t_other[steady])
+            if other is fp32:
+                m_fp32 = m_other
+            print(f"  ours, {other.compute_dtype}: {ours_other:.2f} s/frame "
+                  f"(auto {ours_other / ours_auto:.2f}x as fast)")
+            print(f"  mask agreement auto vs {other.compute_dtype}: Jaccard {agreement(m_auto, m_other, n):.4f}")
         if args.low_res:
             t_low, m_low = run_ours(low, frames, clicks)
             ours_low = np.mean(t_low[steady])
@@ -87,12 +96,13 @@ def main() -> None:
             pixels = torch.stack([auto_pixels(frames[i], 1024) for i in range(len(frames))])
             t_peer, m_peer = run_peer(peer, pixels, args.size, args.size, clicks)
             peer_s = np.mean(t_peer[steady])
-            agree_peer = agreement(m_fp32, m_peer, n)
             print(f"  transformers Sam2VideoModel fp32: {peer_s:.2f} s/frame")
             print(f"  ratio peer / ours(auto): {peer_s / ours_auto:.2f}x")
-            if not args.skip_fp32:
-                print(f"  ratio peer / ours(fp32): {peer_s / ours_fp32:.2f}x")
-            print(f"  mask agreement ours {'fp32' if not args.skip_fp32 else 'auto'} vs peer: Jaccard {agree_peer:.4f}")
+            if not args.skip_other and other is fp32:
+                print(f"  ratio peer / ours(fp32): {peer_s / ours_other:.2f}x")
+            fp32_timed = auto is fp32 or not args.skip_other  # else m_fp32 holds the auto (bf16) masks
+            print(f"  mask agreement ours {'fp32' if fp32_timed else 'auto'} vs peer: "
+                  f"Jaccard {agreement(m_fp32, m_peer, n):.4f}")
 
 
 def auto_pixels(frame: np.ndarray, size: int) -> torch.Tensor:

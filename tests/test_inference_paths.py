@@ -39,18 +39,21 @@ def test_rope_in_inference_rotates_as_in_training_and_leaves_its_input_alone(dty
     assert not torch.equal(inferred, keys)  # it did rotate
 
 
+def _memory_bank(attn, side: int = 8, frames: int = 3, pointers: int = 4) -> tuple:
+    """Seeded (current, current_pos, memory, memory_pos, pointers) for the micro model's memory attention."""
+    torch.manual_seed(0)
+    d, kv = attn.layers[0].self_attn.q_proj.in_features, attn.layers[0].cross_attn_image.k_proj.in_features
+    curr, curr_pos = torch.randn(1, side * side, d), torch.randn(1, side * side, d)
+    memory = torch.randn(1, frames * side * side + pointers, kv)
+    return curr, curr_pos, memory, torch.randn_like(memory), pointers
+
+
 @pytest.mark.parametrize("amx", [False, True])
 def test_memory_attention_in_bf16_agrees_with_fp32_on_either_value_path(micro_model, monkeypatch, amx):
     # with AMX, values are projected before the fused kernel; without, mixed first, then projected
-    monkeypatch.setattr(transformer, "cpu_has_amx", lambda: amx)
     monkeypatch.setattr(common, "cpu_has_amx", lambda: amx)
-    torch.manual_seed(0)
     attn = micro_model.memory_attention
-    d, kv = attn.layers[0].self_attn.q_proj.in_features, attn.layers[0].cross_attn_image.k_proj.in_features
-    side, frames, pointers = 8, 3, 4
-    curr, curr_pos = torch.randn(1, side * side, d), torch.randn(1, side * side, d)
-    memory = torch.randn(1, frames * side * side + pointers, kv)
-    memory_pos = torch.randn_like(memory)
+    curr, curr_pos, memory, memory_pos, pointers = _memory_bank(attn)
     with torch.inference_mode():
         expected = attn(curr, curr_pos, memory, memory_pos, pointers)
         with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -58,3 +61,23 @@ def test_memory_attention_in_bf16_agrees_with_fp32_on_either_value_path(micro_mo
     assert got.shape == expected.shape
     err = (got.float() - expected).abs().max().item()
     assert err < 0.05 * expected.abs().max().item(), err
+
+
+def test_float32_memory_attention_mixes_memories_first_in_inference_as_training_computes(micro_model, monkeypatch):
+    """Float32 inference on CPU mixes the 64-wide memories before their value projection, in chunks
+    of queries (4x fewer multiply-adds in the mix); training keeps the fused kernel on projected values."""
+    mixed_first = []
+    original = transformer.RoPEAttention._attend_unprojected_values
+    monkeypatch.setattr(transformer.RoPEAttention, "_attend_unprojected_values",
+                        lambda self, *a: mixed_first.append(1) or original(self, *a))
+    monkeypatch.setattr(common, "_CHUNK_BYTES", 4096)  # at the micro size, as at 1024: one large attention
+    monkeypatch.setattr(common, "rows_per_chunk", lambda keys, size: 16)  # in several chunks of queries
+    attn = micro_model.memory_attention
+    curr, curr_pos, memory, memory_pos, pointers = _memory_bank(attn)
+    with torch.enable_grad():
+        trained = attn(curr.requires_grad_(), curr_pos, memory, memory_pos, pointers).detach()
+    assert not mixed_first
+    with torch.inference_mode():
+        inferred = attn(curr.detach(), curr_pos, memory, memory_pos, pointers)
+    assert len(mixed_first) == len(attn.layers)
+    torch.testing.assert_close(inferred, trained, rtol=1e-4, atol=1e-5)

@@ -20,7 +20,7 @@ from .checkpoints import (
     to_original_layout,
 )
 from .config import OFFICIAL_MODEL_NAMES, Sam2Config, official_config, parse_config
-from .hardware import cpu_has_native_bf16
+from .hardware import cpu_prefers_bf16
 from .model.sam2 import Sam2Model
 
 _DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
@@ -40,11 +40,12 @@ def pick_device(device: "str | torch.device" = "auto") -> torch.device:
 
 
 def pick_dtype(device: torch.device, dtype: "str | torch.dtype" = "auto") -> torch.dtype:
-    """"auto": bfloat16 autocast on CUDA and on CPUs with native bf16; float32 elsewhere."""
+    """"auto": bfloat16 autocast on CUDA and on CPUs where bf16 beats float32 (AMX, or AVX512-BF16 on
+    AMD); float32 elsewhere."""
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype == "auto":
-        if device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16()):
+        if device.type == "cuda" or (device.type == "cpu" and cpu_prefers_bf16()):
             return torch.bfloat16
         return torch.float32
     if dtype not in _DTYPES:

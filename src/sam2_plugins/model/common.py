@@ -177,10 +177,18 @@ def rows_per_chunk(keys: int, element_size: int) -> int:
 
 
 def chunked_attention(q: torch.Tensor, dropout_p: float = 0.0) -> bool:
-    """Whether :func:`attention` may take its explicit-matmul path (CPU, bfloat16, inference, not compiled:
-    its shape-dependent loops would make a compiler recompile for every memory length)."""
-    return (q.device.type == "cpu" and q.dtype == torch.bfloat16 and dropout_p == 0 and not q.requires_grad
-            and not torch.compiler.is_compiling())
+    """Whether :func:`attention` may take its explicit-matmul path (CPU, bfloat16 or float32, inference,
+    not compiled: its shape-dependent loops would make a compiler recompile for every memory length)."""
+    return (q.device.type == "cpu" and q.dtype in (torch.bfloat16, torch.float32) and dropout_p == 0
+            and not q.requires_grad and not torch.compiler.is_compiling())
+
+
+def mix_narrow_values_first(q: torch.Tensor, dropout_p: float = 0.0) -> bool:
+    """Whether an attention whose value inputs are narrower than their projection (memories: 64
+    against 256) should mix the inputs and project after, on the explicit path: in float32, and in
+    bfloat16 except with AMX, where the fused kernel on projected values wins. Float32 memory attention of
+    tiny at 1024 (Xeon without AMX): 2.68-2.77 s against 2.91-3.11 s fused (issue 6, stop 30)."""
+    return chunked_attention(q, dropout_p) and (q.dtype == torch.float32 or not cpu_has_amx())
 
 
 def objects_one_at_a_time(device: torch.device) -> bool:
@@ -193,18 +201,21 @@ def objects_one_at_a_time(device: torch.device) -> bool:
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float = 0.0) -> torch.Tensor:
     """softmax(q k^T / sqrt(d)) v for (B, heads, N, d) queries and keys, (B, heads, M, dv) values.
 
-    On CPU in bfloat16, explicit matmuls in pieces whose score matrix stays in cache (several
+    On CPU in inference, explicit matmuls in pieces whose score matrix stays in cache (several
     small windows at once, or a chunk of queries of one large attention) run faster than the
-    fused kernel, except on CPUs with AMX, where the fused kernel wins wherever the values are as
-    wide as the keys (it is slow for narrower values, such as memories mixed before their
-    projection); everywhere else the fused kernel is used.
+    fused kernel in bfloat16 without AMX, and wherever the values are narrower than the keys
+    (the fused kernels are slow for those, such as memories mixed before their projection);
+    everywhere else the fused kernel is used.
     """
     v = v.to(q.dtype)
     if q.device.type == "cuda":
         with sdpa_kernel(_GPU_ATTENTION):
             return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
-    # AMX, tiny at 1024: the image encoder's global blocks 0.055 s against 0.091 s in pieces (issue 6, stop 26)
-    if not chunked_attention(q, dropout_p) or (v.shape[-1] == q.shape[-1] and cpu_has_amx()):
+    # AMX, tiny at 1024: the image encoder's global blocks 0.055 s against 0.091 s in pieces (issue 6,
+    # stop 26); float32 without AMX: the image encoder 1.8 s fused against 2.3 s in pieces (stop 30)
+    narrow_values = v.shape[-1] < q.shape[-1]
+    pieces_win = narrow_values or (q.dtype == torch.bfloat16 and not cpu_has_amx())
+    if not (chunked_attention(q, dropout_p) and pieces_win):
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
     b, h, n, d = q.shape
     m = k.shape[-2]

@@ -7,8 +7,7 @@ import math
 import torch
 from torch import nn
 
-from ..hardware import cpu_has_amx
-from .common import MLP, apply_rope, attention, axial_rope_angles, chunked_attention
+from .common import MLP, apply_rope, attention, axial_rope_angles, mix_narrow_values_first
 
 
 class Attention(nn.Module):
@@ -92,11 +91,10 @@ class RoPEAttention(Attention):
     def _values_after_mixing(self, q: torch.Tensor, v: torch.Tensor) -> bool:
         """Whether to project values after the attention mix: cheaper when the inputs are narrower,
         on the explicit-matmul path (fused kernels are slower with a value width unlike the keys').
-        With AMX the fused kernel on projected values wins: memory attention of tiny at 1024 took
-        0.44-0.48 s against 0.49-0.51 s mixed first (issue 6, stop 29)."""
+        In bfloat16 with AMX the fused kernel on projected values wins: memory attention of tiny at
+        1024 took 0.44-0.48 s against 0.49-0.51 s mixed first (issue 6, stop 29)."""
         dropout = self.dropout_p if self.training else 0.0
-        return (chunked_attention(q, dropout) and v.shape[-1] < self.internal_dim // self.num_heads
-                and not cpu_has_amx())
+        return v.shape[-1] < self.internal_dim // self.num_heads and mix_narrow_values_first(q, dropout)
 
     def _attend_unprojected_values(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """Attention with the value projection moved after the mix.

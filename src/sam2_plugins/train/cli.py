@@ -55,7 +55,8 @@ def add_finetune_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
                         help="background processes that prepare the next clips while a step runs; the "
                              "result does not depend on N (default: %(default)s)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (default)")
-    parser.add_argument("--no-autocast", action="store_true", help="train in float32 (default: bfloat16 autocast)")
+    parser.add_argument("--no-autocast", action="store_true", help="train in float32 (default: bfloat16 autocast on CUDA and on "
+                        "CPUs where it is faster: AMX, or AVX512-BF16 on AMD)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--seed", type=int, default=0)
     return parser

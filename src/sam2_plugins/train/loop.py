@@ -57,7 +57,7 @@ class TrainSettings:
     grad_clip: float = 0.1
     clips_per_step: int = 1
     ptr_frames: int | None = None  # video length assumed by the pointer time code (None: clip length)
-    autocast: bool = True  # bfloat16 autocast (CPU with AVX-512/AMX, or CUDA)
+    autocast: bool = True  # bfloat16 autocast (CUDA; CPUs where it is faster, see hardware.bf16_beats_fp32)
     loss_size: int | None = None  # side of the mask loss (None: model input size, as SAM 2)
     # single-frame step chance: ((step, prob), ...) breakpoints, linear in between (None: clip.image_prob)
     image_prob_schedule: tuple[tuple[int, float], ...] | None = None
