@@ -9,7 +9,10 @@ left out of the median. ``--threads N`` then also compares the trainer on one to
 the trainer on N threads, both fed by the data processes (the recipe's video phase runs on two
 threads since this comparison; its single-frame warm-up stays on one).
 
-    python benchmarks/bench_train.py [--steps 24] [--workers 1] [--threads 2]
+``--autocast`` also times the steps under bfloat16 autocast (the recipe trains in float32; on
+CPUs where bf16 is fast, such as AMX, this shows what autocast would buy).
+
+    python benchmarks/bench_train.py [--steps 24] [--workers 1] [--threads 2] [--autocast]
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ import torch
 from common import machine
 
 
-def seconds_per_step(kind: str, steps: int, data_workers: int, skip: int = 4, threads: int = 1) -> float:
+def seconds_per_step(kind: str, steps: int, data_workers: int, skip: int = 4, threads: int = 1,
+                     autocast: bool = False) -> float:
     from sam2_plugins.train import micro_synthetic as ms
     from sam2_plugins.train.loop import Trainer
 
@@ -34,7 +38,8 @@ def seconds_per_step(kind: str, steps: int, data_workers: int, skip: int = 4, th
     else:  # its video phase: 8-frame clips, no auxiliary losses
         settings = replace(ms.micro_settings(total, seed=0), image_prob_schedule=((0, 0.0), (total, 0.0)),
                            attn_aux_weight=0.0, instance_aux_weight=0.0)
-    settings = replace(settings, thread_schedule=((0, threads),))  # not the recipe's: one count throughout
+    # not the recipe's: one thread count throughout; autocast (bfloat16) only when asked
+    settings = replace(settings, thread_schedule=((0, threads),), autocast=autocast)
     trainer = Trainer(ms.init_model(ms.micro_config(), 0), ms.micro_dataset(), settings, data_workers=data_workers)
     times = []
     try:
@@ -53,6 +58,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="data processes of the second contender")
     parser.add_argument("--threads", type=int, default=0,
                         help="also compare 1 trainer thread with this many (0: skip)")
+    parser.add_argument("--autocast", action="store_true",
+                        help="also compare the recipe's float32 steps with bfloat16 autocast (1 thread)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"machine: {machine()}")
@@ -68,6 +75,11 @@ def main() -> None:
             one, more = ahead[kind], seconds_per_step(kind, args.steps, args.workers, threads=args.threads)
             print(f"{kind} steps with {args.workers} data process(es): trainer on 1 thread {one:.3f} s, on "
                   f"{args.threads} threads {more:.3f} s: {one / more:.2f}x")
+    if args.autocast:
+        for kind in ("image", "video"):
+            fp32, bf16 = ahead[kind], seconds_per_step(kind, args.steps, args.workers, autocast=True)
+            print(f"{kind} steps with {args.workers} data process(es): float32 {fp32:.3f} s, bfloat16 autocast "
+                  f"{bf16:.3f} s: {fp32 / bf16:.2f}x")
 
 
 if __name__ == "__main__":

@@ -39,11 +39,11 @@ def cpu_has_amx() -> bool:
 def bf16_beats_fp32(flags: "frozenset[str] | set[str]", vendor: str) -> bool:
     """Whether bfloat16 matmuls run faster than float32 on a CPU with these flags and vendor.
 
-    AMX tiles: several times faster. AVX512-BF16 on AMD (Zen 4 and later): about twice as fast.
-    AVX512-BF16 on Intel cores without AMX (Cooper Lake, or Sapphire/Emerald Rapids whose AMX a
-    hypervisor hides) has no more bf16 throughput than float32 FMAs, and the conversions cost:
-    measured on a 2-core Emerald Rapids VM, bf16 matmuls ran at 0.69x float32, and tracking with
-    hiera-tiny at 1024 took 6.84 s a frame in bf16 against 4.66 in float32 (issue 6, stop 30).
+    Measured on 2-core machines (benchmarks/RESULTS.md): with AMX, bf16 matmuls ran 4-9x faster
+    than float32; with AVX512-BF16 on an AMD EPYC, 4x, and tracking 2.2-2.8x. On an Intel Xeon
+    (Emerald Rapids) whose AMX a hypervisor hides, leaving AVX512-BF16, bf16 matmuls ran at 0.69x
+    float32 and tracking with hiera-tiny at 1024 took 6.84 s a frame in bf16 against 4.66 in
+    float32 (issue 6, stop 30): Intel CPUs without AMX keep float32.
     """
     if "amx_bf16" in flags:
         return True
