@@ -62,6 +62,22 @@ def test_track_with_a_custom_checkpoint_and_prompts_file(tmp_path, reference):
         assert sum(1 for _ in container.decode(video=0)) == 10
 
 
+def test_dtype_option_is_used_and_shown(tmp_path, capsys):
+    """--dtype overrides the automatic choice; the progress line names the device and dtype in use."""
+    runs = {}
+    for dtype in ("float32", "bfloat16"):
+        out = tmp_path / dtype
+        argv = ["track", "sample", "--device", "cpu", "--dtype", dtype, "--out", str(out), "--format", "labels"]
+        assert main(argv) == 0
+        assert f"(cpu, {dtype})" in capsys.readouterr().err
+        runs[dtype] = tifffile.imread(out / "labels.tif")
+    a, b = runs["float32"] > 0, runs["bfloat16"] > 0
+    assert (a & b).sum() / (a | b).sum() > 0.95  # the same cells, to bf16 rounding
+    proc = subprocess.run([sys.executable, "-m", "sam2_plugins.cli", "track", "sample", "--dtype", "fp8",
+                           "--out", str(tmp_path / "x")], capture_output=True, text=True)
+    assert proc.returncode == 2 and "--dtype" in proc.stderr
+
+
 def test_lower_working_resolution_keeps_the_frame_size(tmp_path):
     """--image-size runs the model at another resolution; exports keep the movie's own size."""
     import tifffile as tf
