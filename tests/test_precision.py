@@ -59,6 +59,36 @@ def test_bf16_is_chosen_only_on_cpus_where_it_beats_fp32():
     assert not bf16_beats_fp32(frozenset(), "")
 
 
+def test_off_linux_the_choice_comes_from_pytorchs_cpu_probe(monkeypatch):
+    """Without /proc/cpuinfo (Windows, macOS), flags and vendor come from torch.cpu.get_capabilities
+    and the platform's processor string, and the same rule applies."""
+    from sam2_plugins import hardware
+
+    def clear():
+        for cached in (hardware.cpu_flags, hardware.cpu_vendor):
+            cached.cache_clear()
+
+    probes = [  # (PyTorch's probe, platform.processor(), bf16 expected)
+        ({"amx_bf16": True, "avx512_bf16": True, "cpu_name": "Intel Xeon w5-3435X"}, "", True),
+        ({"amx_bf16": False, "avx512_bf16": True, "cpu_name": "Intel Xeon"},
+         "Intel64 Family 6 Model 207 Stepping 2, GenuineIntel", False),
+        ({"amx_bf16": False, "avx512_bf16": True, "cpu_name": "AMD Ryzen 9 7950X"},
+         "AMD64 Family 25 Model 97 Stepping 2, AuthenticAMD", True),
+        ({"amx_bf16": False, "avx512_bf16": False, "avx2": True, "cpu_name": "AMD Ryzen 7 5800X"}, "", False),
+        ({}, "", False),
+    ]
+    monkeypatch.setattr(hardware, "_cpuinfo", lambda: {})
+    try:
+        for capabilities, processor, expected in probes:
+            clear()
+            monkeypatch.setattr(hardware, "_torch_capabilities", lambda c=capabilities: c)
+            monkeypatch.setattr(hardware.platform, "processor", lambda p=processor: p)
+            assert hardware.cpu_prefers_bf16() is expected, capabilities
+    finally:
+        monkeypatch.undo()
+        clear()
+
+
 def test_bf16_masks_agree_with_fp32_on_the_small_models_synthetic_videos(tmp_path):
     """`evaluate --bf16-agreement 6`, the figure issue 6 asks for: the shipped model, one click per
     object, bfloat16 against float32 tracking on 6 synthetic scenes and 6 time-lapses (12 frames each).

@@ -1,8 +1,10 @@
-"""What the CPU can do natively (read once from /proc/cpuinfo; nothing where it cannot be read)."""
+"""What the CPU can do natively: the kernel's /proc/cpuinfo on Linux, PyTorch's CPU probe elsewhere."""
 
 from __future__ import annotations
 
+import platform
 from functools import lru_cache
+from typing import Any
 
 
 @lru_cache(maxsize=1)
@@ -21,14 +23,38 @@ def _cpuinfo() -> dict[str, str]:
     return fields
 
 
+def _torch_capabilities() -> dict[str, Any]:
+    """PyTorch's own CPU probe (``torch.cpu.get_capabilities``, any OS; empty where it is missing)."""
+    import torch
+
+    probe = getattr(torch.cpu, "get_capabilities", None)
+    try:
+        return dict(probe()) if probe is not None else {}
+    except Exception:  # a probe that fails only loses the bf16 fast path
+        return {}
+
+
+@lru_cache(maxsize=1)
 def cpu_flags() -> frozenset[str]:
-    """The CPU's feature flags as the kernel reports them (empty off Linux)."""
-    return frozenset(_cpuinfo().get("flags", "").split())
+    """The CPU's feature flags: the kernel's where it reports them (Linux), else PyTorch's probe
+    (Windows, macOS; it names ``amx_bf16`` and ``avx512_bf16`` as Linux does)."""
+    flags = _cpuinfo().get("flags")
+    if flags is not None:
+        return frozenset(flags.split())
+    return frozenset(name for name, value in _torch_capabilities().items() if value is True)
 
 
+@lru_cache(maxsize=1)
 def cpu_vendor() -> str:
     """"GenuineIntel", "AuthenticAMD", ... ("" where unknown)."""
-    return _cpuinfo().get("vendor_id", "")
+    vendor = _cpuinfo().get("vendor_id")
+    if vendor:
+        return vendor
+    described = f"{platform.processor()} {_torch_capabilities().get('cpu_name', '')}"  # Windows: "... AuthenticAMD"
+    for name, words in (("AuthenticAMD", ("AuthenticAMD", "AMD ")), ("GenuineIntel", ("GenuineIntel", "Intel"))):
+        if any(word in described for word in words):
+            return name
+    return ""
 
 
 def cpu_has_amx() -> bool:
