@@ -76,7 +76,7 @@ def main() -> None:
         ours_auto = np.mean(t_auto[steady])
         print(f"\n{n} object(s), steady state (frames 8-{args.frames - 1}):")
         print(f"  ours, dtype auto ({auto.compute_dtype}): {ours_auto:.2f} s/frame")
-        m_fp32 = m_auto
+        m_fp32 = m_auto if auto is fp32 else None  # our float32 masks, where timed
         if not args.skip_other:
             t_other, m_other = run_ours(other, frames, clicks)
             ours_other = np.mean(t_other[steady])
@@ -100,9 +100,8 @@ def main() -> None:
             print(f"  ratio peer / ours(auto): {peer_s / ours_auto:.2f}x")
             if not args.skip_other and other is fp32:
                 print(f"  ratio peer / ours(fp32): {peer_s / ours_other:.2f}x")
-            fp32_timed = auto is fp32 or not args.skip_other  # else m_fp32 holds the auto (bf16) masks
-            print(f"  mask agreement ours {'fp32' if fp32_timed else 'auto'} vs peer: "
-                  f"Jaccard {agreement(m_fp32, m_peer, n):.4f}")
+            ours_masks, name = (m_auto, "auto") if m_fp32 is None else (m_fp32, "fp32")
+            print(f"  mask agreement ours {name} vs peer: Jaccard {agreement(ours_masks, m_peer, n):.4f}")
 
 
 def auto_pixels(frame: np.ndarray, size: int) -> torch.Tensor:

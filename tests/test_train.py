@@ -585,14 +585,14 @@ def test_finetune_cli_writes_a_loadable_model_and_resumes(tmp_path):
 
 
 def test_finetune_uses_bf16_autocast_only_where_the_cpu_runs_it_faster(tmp_path, monkeypatch):
-    from sam2_plugins import hardware
+    from sam2_plugins import api
     from sam2_plugins.synthetic import make_timelapse
     from sam2_plugins.train.finetune import finetune
 
     tl = make_timelapse(7, num_frames=3, height=64, width=64, num_cells=2)
     _write_layouts(tmp_path / "data", tl.frames, tl.labels)
     for prefers in (False, True):
-        monkeypatch.setattr(hardware, "cpu_prefers_bf16", lambda prefers=prefers: prefers)
+        monkeypatch.setattr(api, "cpu_prefers_bf16", lambda prefers=prefers: prefers)
         out = tmp_path / f"tuned-{prefers}.safetensors"
         finetune(tmp_path / "data", MICRO_WEIGHTS, out, 1, init_config=MICRO_CONFIG, clip_len=2, max_objects=1,
                  correction_points=1, device="cpu")

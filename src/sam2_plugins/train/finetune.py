@@ -86,14 +86,13 @@ def finetune(
     :func:`sam2_plugins.train.events.departures`).
     ``data_workers``: background processes that read and prepare the next clips while a step
     runs (the result does not depend on their number).
-    ``autocast``: bfloat16 autocast; None picks it where it is faster than float32 (CUDA, and
+    ``autocast``: bfloat16 autocast; None picks it where ``dtype="auto"`` picks bfloat16 (CUDA, and
     the CPUs of :func:`sam2_plugins.hardware.bf16_beats_fp32`).
     ``progress(step, total, metrics)`` is called after each step; ``cancel`` (an Event or a
     callable) stops between steps.
     """
     from .. import load_model
-    from ..api import pick_device
-    from ..hardware import cpu_prefers_bf16
+    from ..api import pick_device, pick_dtype
 
     out = Path(out)
     if out.suffix != ".safetensors":
@@ -113,8 +112,8 @@ def finetune(
                                                           seed=seed)
     dev = pick_device(device)
     model = load_model(init, config=init_config, device=dev, dtype="float32")
-    if autocast is None:  # bfloat16 only where it is the faster dtype
-        autocast = dev.type == "cuda" or (dev.type == "cpu" and cpu_prefers_bf16())
+    if autocast is None:  # bfloat16 where inference would use it: only where it is the faster dtype
+        autocast = pick_dtype(dev, "auto") == torch.bfloat16
     settings = TrainSettings(
         steps=steps, lr=lr, warmup_steps=min(50, max(1, steps // 20)), autocast=autocast,
         freeze_image_encoder=freeze_image_encoder, checkpoint_every=checkpoint_every, seed=seed,
