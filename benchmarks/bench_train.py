@@ -12,7 +12,11 @@ threads since this comparison; its single-frame warm-up stays on one).
 ``--autocast`` also times the steps under bfloat16 autocast (the recipe trains in float32; on
 CPUs where bf16 is fast, such as AMX, this shows what autocast would buy).
 
-    python benchmarks/bench_train.py [--steps 24] [--workers 1] [--threads 2] [--autocast]
+``--optimizers`` also times the trainer's AdamW (``foreach``: the same floats as the per-parameter
+loop, so recipes keep their weights) against the per-parameter loop it replaced and against
+``fused=True`` (faster still, but it rounds differently: the recipe would give other weights).
+
+    python benchmarks/bench_train.py [--steps 24] [--workers 1] [--threads 2] [--autocast] [--optimizers]
 """
 
 from __future__ import annotations
@@ -26,30 +30,51 @@ import torch
 from common import machine
 
 
-def seconds_per_step(kind: str, steps: int, data_workers: int, skip: int = 4, threads: int = 1,
-                     autocast: bool = False) -> float:
+def make_trainer(kind: str, steps: int, data_workers: int, threads: int = 1, autocast: bool = False,
+                 optimizer: str = "trainer"):
+    """A trainer of the micro recipe's ``kind`` steps ("image" or "video") for ``steps`` steps;
+    ``optimizer`` "loop" or "fused" replaces the trainer's AdamW (foreach) with that variant."""
     from sam2_plugins.train import micro_synthetic as ms
-    from sam2_plugins.train.loop import Trainer
+    from sam2_plugins.train.loop import Trainer, _param_groups
 
-    total = steps + skip
     if kind == "image":  # the recipe's warm-up: single frames, with its auxiliary losses
-        settings = replace(ms.micro_settings(total + 1, seed=0, warmup=total), steps=total,
-                           image_prob_schedule=((0, 1.0), (total, 1.0)))
+        settings = replace(ms.micro_settings(steps + 1, seed=0, warmup=steps), steps=steps,
+                           image_prob_schedule=((0, 1.0), (steps, 1.0)))
     else:  # its video phase: 8-frame clips, no auxiliary losses
-        settings = replace(ms.micro_settings(total, seed=0), image_prob_schedule=((0, 0.0), (total, 0.0)),
+        settings = replace(ms.micro_settings(steps, seed=0), image_prob_schedule=((0, 0.0), (steps, 0.0)),
                            attn_aux_weight=0.0, instance_aux_weight=0.0)
     # not the recipe's: one thread count throughout; autocast (bfloat16) only when asked
     settings = replace(settings, thread_schedule=((0, threads),), autocast=autocast)
     trainer = Trainer(ms.init_model(ms.micro_config(), 0), ms.micro_dataset(), settings, data_workers=data_workers)
-    times = []
+    if optimizer != "trainer":
+        options = {"foreach": False} if optimizer == "loop" else {"fused": True}
+        trainer.optimizer = torch.optim.AdamW(_param_groups(trainer.model, settings), lr=settings.lr,
+                                              betas=(0.9, 0.999), **options)
+    return trainer
+
+
+def seconds_per_step(kind: str, steps: int, data_workers: int, skip: int = 4, threads: int = 1,
+                     autocast: bool = False) -> float:
+    return alternating_seconds(kind, steps, data_workers, {"": {"threads": threads, "autocast": autocast}}, skip)[""]
+
+
+def alternating_seconds(kind: str, steps: int, data_workers: int, contenders: dict[str, dict],
+                        skip: int = 4) -> dict[str, float]:
+    """Median s/step of each contender (``make_trainer`` options by name), stepping the trainers in
+    turn on the same clips, so a drift of the machine's speed reaches all of them alike."""
+    total = steps + skip
+    trainers = {name: make_trainer(kind, total, data_workers, **options) for name, options in contenders.items()}
+    times: dict[str, list[float]] = {name: [] for name in trainers}
     try:
         for _ in range(total):
-            start = time.perf_counter()
-            trainer.train_step()
-            times.append(time.perf_counter() - start)
+            for name, trainer in trainers.items():
+                start = time.perf_counter()
+                trainer.train_step()
+                times[name].append(time.perf_counter() - start)
     finally:
-        trainer.close()
-    return statistics.median(times[skip:])
+        for trainer in trainers.values():
+            trainer.close()
+    return {name: statistics.median(t[skip:]) for name, t in times.items()}
 
 
 def main() -> None:
@@ -60,6 +85,8 @@ def main() -> None:
                         help="also compare 1 trainer thread with this many (0: skip)")
     parser.add_argument("--autocast", action="store_true",
                         help="also compare the recipe's float32 steps with bfloat16 autocast (1 thread)")
+    parser.add_argument("--optimizers", action="store_true",
+                        help="also compare the trainer's AdamW (foreach) with the per-parameter loop and fused")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"machine: {machine()}")
@@ -81,6 +108,14 @@ def main() -> None:
             print(f"{kind} steps with {args.workers} data process(es): float32 {fp32:.3f} s, bfloat16 autocast "
                   f"{bf16:.3f} s: {fp32 / bf16:.2f}x")
 
+    if args.optimizers:
+        for kind in ("image", "video"):  # the recipe's threads: one for single frames, two for clips
+            threads = 1 if kind == "image" else 2
+            times = alternating_seconds(kind, args.steps, args.workers, {
+                name: {"threads": threads, "optimizer": name} for name in ("loop", "trainer", "fused")})
+            print(f"{kind} steps ({threads} thread(s), alternating): AdamW per-parameter loop {times['loop']:.3f} s, "
+                  f"foreach (the trainer's) {times['trainer']:.3f} s: {times['loop'] / times['trainer']:.2f}x; "
+                  f"fused {times['fused']:.3f} s: {times['loop'] / times['fused']:.2f}x")
 
 if __name__ == "__main__":
     main()

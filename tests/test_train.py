@@ -410,6 +410,29 @@ def test_resume_continues_at_the_same_step_with_the_same_loss(tmp_path):
         other.load_checkpoint()
 
 
+def test_the_trainers_optimiser_gives_the_weights_of_adamws_per_parameter_loop():
+    """The shipped weights reproduce only while the optimiser rounds as the recipe's run did (AdamW's
+    per-parameter loop); the trainer's faster foreach update must compute the same floats."""
+    from sam2_plugins.train.loop import _param_groups
+
+    data = SyntheticCells(num_videos=20, num_frames=4, size=(64, 96))
+    settings = replace(_small_settings(3), weight_decay=0.1)
+    runs = []
+    for foreach in (None, False):  # None: the trainer's own optimiser
+        trainer = Trainer(init_model(micro_config(), seed=0), data, settings)
+        if foreach is False:
+            trainer.optimizer = torch.optim.AdamW(_param_groups(trainer.model, settings), lr=settings.lr,
+                                                  betas=(0.9, 0.999), foreach=False)
+        for _ in range(3):
+            trainer.train_step()
+        runs.append(trainer.model.state_dict())
+    ours, loop = runs
+    start = init_model(micro_config(), seed=0).state_dict()
+    changed = [k for k in ours if not torch.equal(ours[k], start[k])]
+    assert len(changed) > 100  # the steps trained most tensors
+    assert all(torch.equal(ours[k], loop[k]) for k in ours)
+
+
 def test_a_checkpoint_records_its_data_and_refuses_other_data(tmp_path):
     """A run resumed on other data (here: movies with handoffs) would give weights of no recipe."""
     from sam2_plugins.train import micro_synthetic as ms

@@ -193,7 +193,10 @@ class Trainer:
         if settings.freeze_image_encoder:
             for p in model.image_encoder.parameters():
                 p.requires_grad_(False)
-        self.optimizer = torch.optim.AdamW(_param_groups(model, settings), lr=settings.lr, betas=(0.9, 0.999))
+        # foreach: one kernel per update term over all tensors, not a Python loop over parameters.
+        # It computes the same floats as the loop (a test checks), so recipes keep their weights
+        self.optimizer = torch.optim.AdamW(_param_groups(model, settings), lr=settings.lr, betas=(0.9, 0.999),
+                                           foreach=True)
         self.step = 0
         self.seconds = 0.0  # time spent in run(), over every resume of the run
         self.rank, self.world_size = world()
@@ -351,6 +354,8 @@ class Trainer:
                              f"resume it with the same number (this run has {self.world_size})")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        for group in self.optimizer.param_groups:  # checkpoints written before foreach name None
+            group["foreach"] = True
         self.step = int(state["step"])
         self.seconds = float(state.get("seconds", 0.0))
         self.rng.bit_generator.state = json.loads(numpy_rngs[self.rank])
@@ -359,8 +364,11 @@ class Trainer:
 
 def _mean_iou(masks: list[torch.Tensor], gt: torch.Tensor) -> float:
     """Mean IoU of the final predictions of a clip over (frame, object) pairs with a present object."""
-    pred = torch.stack([m.to(gt.device) > 0 for m in masks])  # (T, B, 1, S, S)
-    inter = (pred & gt).flatten(2).sum(-1).float()
-    union = (pred | gt).flatten(2).sum(-1).float()
-    present = gt.flatten(2).any(-1)
-    return float((inter / union.clamp(min=1))[present].mean()) if present.any() else float("nan")
+    pred = torch.stack([m.to(gt.device) > 0 for m in masks]).flatten(2)  # (T, B, S * S)
+    gt = gt.flatten(2)
+    # int32 counts: a sum over bools in the default int64 took 2.5x as long (video steps: ~25 ms)
+    inter = (pred & gt).sum(-1, dtype=torch.int32)
+    gt_area = gt.sum(-1, dtype=torch.int32)
+    union = pred.sum(-1, dtype=torch.int32) + gt_area - inter
+    present = gt_area > 0
+    return float((inter.float() / union.clamp(min=1).float())[present].mean()) if present.any() else float("nan")
