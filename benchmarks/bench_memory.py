@@ -144,8 +144,11 @@ def main() -> None:
         rows.append(row)
         print(_describe(row, "of 1080p") + f" (feature cache {row['feature_cache_mb']:.0f} MB)", flush=True)
     if len(rows) > 1:
-        print(f"peak RSS ratio {rows[-1]['frames']} / {rows[0]['frames']} frames: "
-              f"{rows[-1]['peak_rss_mb'] / rows[0]['peak_rss_mb']:.2f}x (goal <= 1.2x)")
+        # the goal's baseline is 100 frames: a run or a mark of that length, else the shortest
+        base = next((r for r in rows if r["frames"] == 100), min(rows, key=lambda r: r["frames"]))
+        longest = max(rows, key=lambda r: r["frames"])
+        print(f"peak RSS ratio {longest['frames']} / {base['frames']} frames: "
+              f"{longest['peak_rss_mb'] / base['peak_rss_mb']:.2f}x (goal <= 1.2x)")
 
 
 if __name__ == "__main__":

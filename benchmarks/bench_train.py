@@ -117,5 +117,6 @@ def main() -> None:
                   f"foreach (the trainer's) {times['trainer']:.3f} s: {times['loop'] / times['trainer']:.2f}x; "
                   f"fused {times['fused']:.3f} s: {times['loop'] / times['fused']:.2f}x")
 
+
 if __name__ == "__main__":
     main()
