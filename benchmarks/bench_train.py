@@ -16,7 +16,12 @@ CPUs where bf16 is fast, such as AMX, this shows what autocast would buy).
 loop, so recipes keep their weights) against the per-parameter loop it replaced and against
 ``fused=True`` (faster still, but it rounds differently: the recipe would give other weights).
 
+``--images-per-step N`` also times single-frame steps of N frames (``ClipSettings.images_per_step``)
+against the recipe's one, alternating, and prints the time per frame: batching pays only where a
+step is bound by per-operator overhead rather than by its kernels.
+
     python benchmarks/bench_train.py [--steps 24] [--workers 1] [--threads 2] [--autocast] [--optimizers]
+                                     [--images-per-step 2]
 """
 
 from __future__ import annotations
@@ -31,9 +36,10 @@ from common import machine
 
 
 def make_trainer(kind: str, steps: int, data_workers: int, threads: int = 1, autocast: bool = False,
-                 optimizer: str = "trainer"):
+                 optimizer: str = "trainer", images_per_step: int = 1):
     """A trainer of the micro recipe's ``kind`` steps ("image" or "video") for ``steps`` steps;
-    ``optimizer`` "loop" or "fused" replaces the trainer's AdamW (foreach) with that variant."""
+    ``optimizer`` "loop" or "fused" replaces the trainer's AdamW (foreach) with that variant;
+    ``images_per_step`` frames of different videos make one single-frame step."""
     from sam2_plugins.train import micro_synthetic as ms
     from sam2_plugins.train.loop import Trainer, _param_groups
 
@@ -44,7 +50,8 @@ def make_trainer(kind: str, steps: int, data_workers: int, threads: int = 1, aut
         settings = replace(ms.micro_settings(steps, seed=0), image_prob_schedule=((0, 0.0), (steps, 0.0)),
                            attn_aux_weight=0.0, instance_aux_weight=0.0)
     # not the recipe's: one thread count throughout; autocast (bfloat16) only when asked
-    settings = replace(settings, thread_schedule=((0, threads),), autocast=autocast)
+    settings = replace(settings, thread_schedule=((0, threads),), autocast=autocast,
+                       clip=replace(settings.clip, images_per_step=images_per_step))
     trainer = Trainer(ms.init_model(ms.micro_config(), 0), ms.micro_dataset(), settings, data_workers=data_workers)
     if optimizer != "trainer":
         options = {"foreach": False} if optimizer == "loop" else {"fused": True}
@@ -87,6 +94,8 @@ def main() -> None:
                         help="also compare the recipe's float32 steps with bfloat16 autocast (1 thread)")
     parser.add_argument("--optimizers", action="store_true",
                         help="also compare the trainer's AdamW (foreach) with the per-parameter loop and fused")
+    parser.add_argument("--images-per-step", type=int, default=0, metavar="N",
+                        help="also compare single-frame steps of N frames with the recipe's one (0: skip)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"machine: {machine()}")
@@ -116,6 +125,14 @@ def main() -> None:
             print(f"{kind} steps ({threads} thread(s), alternating): AdamW per-parameter loop {times['loop']:.3f} s, "
                   f"foreach (the trainer's) {times['trainer']:.3f} s: {times['loop'] / times['trainer']:.2f}x; "
                   f"fused {times['fused']:.3f} s: {times['loop'] / times['fused']:.2f}x")
+
+    if args.images_per_step > 1:  # the recipe's warm-up: one thread, one data process
+        n = args.images_per_step
+        times = alternating_seconds("image", args.steps, args.workers, {
+            "1": {"images_per_step": 1}, str(n): {"images_per_step": n}})
+        one, many = times["1"], times[str(n)]
+        print(f"single-frame steps (1 thread, alternating): 1 frame {one:.3f} s, {n} frames {many:.3f} s "
+              f"({many / one:.2f}x the time): {many / n:.3f} s a frame, {one / (many / n):.2f}x the frames per second")
 
 
 if __name__ == "__main__":

@@ -156,6 +156,20 @@ def test_recipe_runs_that_differ_after_the_warm_up_share_it():
         ms.micro_settings(5, 0, warmup=2, video_image_share=1.0)
 
 
+def test_data_parallel_recipe_keeps_one_thread_a_core():
+    """Two data-parallel processes on the recipe's two cores take one torch thread each, in the
+    video phase and the polish too (two each would run four threads on two cores); one process
+    keeps the shipped recipe's schedule."""
+    from sam2_plugins.train import micro_synthetic as ms
+
+    one, two = ms.micro_settings(5, 0, warmup=2), ms.micro_settings(5, 0, warmup=2, workers=2)
+    assert one.thread_schedule == ((0, 1), (2, 2)) and ms.polish_settings(one, 2).thread_schedule == ((0, 2),)
+    assert two.thread_schedule == ((0, 1), (2, 1)) and ms.polish_settings(two, 2).thread_schedule == ((0, 1),)
+    assert replace(two, thread_schedule=one.thread_schedule) == one  # nothing else differs
+    with pytest.raises(ms.RecipeError, match="--workers"):
+        ms.micro_settings(5, 0, warmup=2, workers=0)
+
+
 def test_a_scaled_restart_lowers_only_the_parts_single_frames_trained(tmp_path):
     """With ``restart_lr_scale`` the restarted schedule peaks lower for the encoder, prompt encoder and
     decoder, while the memory (untouched by single frames) restarts at full height; runs without it

@@ -116,13 +116,14 @@ def micro_settings(steps: int = TOTAL_STEPS, seed: int = 0, warmup: int | None =
                    restart_lr: bool = True, occlusion_clips: float = OCCLUSION_CLIPS,
                    absent_weight: float = ABSENT_WEIGHT, skip_divided: bool = SKIP_DIVIDED,
                    restart_lr_scale: float = RESTART_LR_SCALE,
-                   video_image_share: float = VIDEO_PHASE_IMAGE_SHARE) -> TrainSettings:
+                   video_image_share: float = VIDEO_PHASE_IMAGE_SHARE, workers: int = WORKERS) -> TrainSettings:
     """The recipe's settings; ``warmup`` image-only steps (default: the recipe's share of ``steps``);
     ``restart_lr`` starts the learning-rate schedule again when video clips join, at
     ``restart_lr_scale`` of the peak for the parts the warm-up trained; ``video_image_share`` of the
     later steps are single frames; ``occlusion_clips`` of the video clips are placed where an
     object becomes mostly hidden; ``absent_weight`` weighs the presence loss of absent objects;
-    ``skip_divided`` leaves a mother's frames after her division out of the losses.
+    ``skip_divided`` leaves a mother's frames after her division out of the losses; ``workers``
+    data-parallel processes share the two cores' threads of the video phase (one each for two).
 
     Everything before the warm-up's end depends on ``warmup`` and ``seed`` only, so runs that
     differ in the other options share their first ``warmup`` steps."""
@@ -138,7 +139,10 @@ def micro_settings(steps: int = TOTAL_STEPS, seed: int = 0, warmup: int | None =
     if not 0.0 <= video_image_share < 1.0:
         raise RecipeError(f"--video-image-share is a share of the steps after the warm-up, from 0 to below 1: "
                           f"got {video_image_share}")
+    if workers < 1:
+        raise RecipeError(f"--workers must be 1 or more, got {workers}")
     warm = WARMUP_IMAGE_STEPS * steps // TOTAL_STEPS if warmup is None else warmup
+    video_threads = max(1, VIDEO_THREADS // workers)  # two processes with two threads each ran 4 on 2 cores
     return TrainSettings(
         steps=steps, lr=1e-3, image_encoder_lr_scale=1.0, min_lr_ratio=0.05, warmup_steps=30,
         weight_decay=0.05, grad_clip=1.0, ptr_frames=16, autocast=False, loss_size=128, checkpoint_every=50,
@@ -151,7 +155,7 @@ def micro_settings(steps: int = TOTAL_STEPS, seed: int = 0, warmup: int | None =
         # the tracking losses
         instance_aux_weight=1.0, instance_aux_steps=warm,
         focal_alpha_start=0.98, focal_alpha_steps=warm, absent_weight=absent_weight,
-        thread_schedule=((0, IMAGE_THREADS), (warm, VIDEO_THREADS)),
+        thread_schedule=((0, IMAGE_THREADS), (warm, video_threads)),
         # up to 8 objects per video clip (more tracks and distractors per encoded clip), and half the
         # zoomed clips pan the crop window: every object moves, so memory must follow content
         clip=ClipSettings(clip_len=8, max_objects=8, image_max_objects=12, pan_prob=0.5,
@@ -163,7 +167,7 @@ def micro_settings(steps: int = TOTAL_STEPS, seed: int = 0, warmup: int | None =
 
 def polish_settings(main: TrainSettings, steps: int = POLISH_STEPS, exit_clips: float = EXIT_CLIPS) -> TrainSettings:
     """The polish stage after ``main``: ``steps`` steps with ``main``'s last share of single frames,
-    one cosine schedule peaking at ``POLISH_LR``, no warm-up losses, on two threads; ``exit_clips``
+    one cosine schedule peaking at ``POLISH_LR``, no warm-up losses, on ``main``'s last thread count; ``exit_clips``
     of its video clips show a tracked object leave the view."""
     if steps < 0:
         raise RecipeError(f"--polish-steps must be 0 or more, got {steps}")
@@ -174,7 +178,8 @@ def polish_settings(main: TrainSettings, steps: int = POLISH_STEPS, exit_clips: 
         main, steps=steps, lr=POLISH_LR, lr_restarts=(), warmup_steps=30, seed=main.seed + POLISH_SEED_OFFSET,
         image_prob_schedule=((0, share), (steps, share)), attn_aux_weight=0.0, attn_aux_steps=0,
         instance_aux_weight=0.0, instance_aux_steps=0, focal_alpha_start=None, focal_alpha_steps=0,
-        thread_schedule=((0, VIDEO_THREADS),), clip=replace(main.clip, exit_prob=exit_clips),
+        thread_schedule=((0, max(c for _, c in main.thread_schedule) if main.thread_schedule else VIDEO_THREADS),),
+        clip=replace(main.clip, exit_prob=exit_clips),
     )
 
 
@@ -211,7 +216,7 @@ def train_micro(out_dir: str | Path, *, steps: int = TOTAL_STEPS, seed: int = 0,
     if data_workers < 0:
         raise RecipeError(f"--data-workers must be 0 or more, got {data_workers}")
     # a bad option fails here, before any process starts
-    settings = micro_settings(steps, seed, warmup, **options)
+    settings = micro_settings(steps, seed, warmup, workers=workers, **options)
     polish = polish_settings(settings, POLISH_STEPS * steps // TOTAL_STEPS if polish_steps is None else polish_steps,
                              exit_clips)
     note = polish_data_note(handoff_movies)
