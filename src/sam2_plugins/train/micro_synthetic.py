@@ -19,7 +19,7 @@ alone. Half the video clips are placed where an object passes behind another and
 thread count is recorded: it changes the float rounding). Each clip is seeded on its own, so
 ``--data-workers N`` (default 1: the second core) draws the next clips in background processes
 without changing the weights; ``--data-workers 0`` gives the same weights on one core, more slowly.
-``--workers 2`` trains data-parallel in two processes: every step then averages the gradients of two
+``--workers 2`` trains data-parallel in two processes of one thread each: every step averages the gradients of two
 clips. The number of workers is part of the recipe (another number gives other weights); the shipped
 weights come from one worker.
 ``--warmup-steps N``, ``--no-restart-lr``, ``--restart-lr-scale S``, ``--video-image-share P``,
