@@ -43,7 +43,7 @@ from ..model.sam2 import Sam2Model
 from ..checkpoints import load_weights, read_state_dict
 from .config_io import config_path_for, save_model
 from .data import ClipSettings, MixedDataset, SyntheticCells, SyntheticScenes
-from .loop import Trainer, TrainSettings, checkpoint_record
+from .loop import Trainer, TrainSettings, checkpoint_record, threads_at
 from .parallel import run_workers
 from .scratch_init import scratch_init
 from .unroll import PromptSettings
@@ -178,7 +178,7 @@ def polish_settings(main: TrainSettings, steps: int = POLISH_STEPS, exit_clips: 
         main, steps=steps, lr=POLISH_LR, lr_restarts=(), warmup_steps=30, seed=main.seed + POLISH_SEED_OFFSET,
         image_prob_schedule=((0, share), (steps, share)), attn_aux_weight=0.0, attn_aux_steps=0,
         instance_aux_weight=0.0, instance_aux_steps=0, focal_alpha_start=None, focal_alpha_steps=0,
-        thread_schedule=((0, max(c for _, c in main.thread_schedule) if main.thread_schedule else VIDEO_THREADS),),
+        thread_schedule=((0, threads_at(main.steps, main) or VIDEO_THREADS),),
         clip=replace(main.clip, exit_prob=exit_clips),
     )
 
