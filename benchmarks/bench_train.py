@@ -16,12 +16,16 @@ CPUs where bf16 is fast, such as AMX, this shows what autocast would buy).
 loop, so recipes keep their weights) against the per-parameter loop it replaced and against
 ``fused=True`` (faster still, but it rounds differently: the recipe would give other weights).
 
+``--clip-len N`` also times video steps of N-frame clips against the recipe's 8-frame ones,
+alternating (the recipe's ``--clip-len``: shorter clips cost less than in proportion, as the later
+frames of a clip attend to more memories).
+
 ``--images-per-step N`` also times single-frame steps of N frames (``ClipSettings.images_per_step``)
 against the recipe's one, alternating, and prints the time per frame: batching pays only where a
 step is bound by per-operator overhead rather than by its kernels.
 
     python benchmarks/bench_train.py [--steps 24] [--workers 1] [--threads 2] [--autocast] [--optimizers]
-                                     [--images-per-step 2]
+                                     [--images-per-step 2] [--clip-len 6]
 """
 
 from __future__ import annotations
@@ -36,19 +40,20 @@ from common import machine
 
 
 def make_trainer(kind: str, steps: int, data_workers: int, threads: int = 1, autocast: bool = False,
-                 optimizer: str = "trainer", images_per_step: int = 1):
+                 optimizer: str = "trainer", images_per_step: int = 1, clip_len: int | None = None):
     """A trainer of the micro recipe's ``kind`` steps ("image" or "video") for ``steps`` steps;
     ``optimizer`` "loop" or "fused" replaces the trainer's AdamW (foreach) with that variant;
-    ``images_per_step`` frames of different videos make one single-frame step."""
+    ``images_per_step`` frames of different videos make one single-frame step; ``clip_len`` frames
+    make a video clip (default: the recipe's)."""
     from sam2_plugins.train import micro_synthetic as ms
     from sam2_plugins.train.loop import Trainer, _param_groups
 
     if kind == "image":  # the recipe's warm-up: single frames, with its auxiliary losses
         settings = replace(ms.micro_settings(steps + 1, seed=0, warmup=steps), steps=steps,
                            image_prob_schedule=((0, 1.0), (steps, 1.0)))
-    else:  # its video phase: 8-frame clips, no auxiliary losses
-        settings = replace(ms.micro_settings(steps, seed=0), image_prob_schedule=((0, 0.0), (steps, 0.0)),
-                           attn_aux_weight=0.0, instance_aux_weight=0.0)
+    else:  # its video phase: clips (8 frames), no auxiliary losses
+        settings = replace(ms.micro_settings(steps, seed=0, clip_len=clip_len or ms.CLIP_LEN),
+                           image_prob_schedule=((0, 0.0), (steps, 0.0)), attn_aux_weight=0.0, instance_aux_weight=0.0)
     # not the recipe's: one thread count throughout; autocast (bfloat16) only when asked
     settings = replace(settings, thread_schedule=((0, threads),), autocast=autocast,
                        clip=replace(settings.clip, images_per_step=images_per_step))
@@ -96,6 +101,8 @@ def main() -> None:
                         help="also compare the trainer's AdamW (foreach) with the per-parameter loop and fused")
     parser.add_argument("--images-per-step", type=int, default=0, metavar="N",
                         help="also compare single-frame steps of N frames with the recipe's one (0: skip)")
+    parser.add_argument("--clip-len", type=int, default=0, metavar="N",
+                        help="also compare video steps of N-frame clips with the recipe's (0: skip)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"machine: {machine()}")
@@ -133,6 +140,16 @@ def main() -> None:
         one, many = times["1"], times[str(n)]
         print(f"single-frame steps (1 thread, alternating): 1 frame {one:.3f} s, {n} frames {many:.3f} s "
               f"({many / one:.2f}x the time): {many / n:.3f} s a frame, {one / (many / n):.2f}x the frames per second")
+
+    if args.clip_len:  # the recipe's video phase: two threads, one data process
+        from sam2_plugins.train.micro_synthetic import CLIP_LEN
+
+        n = args.clip_len
+        times = alternating_seconds("video", args.steps, args.workers, {
+            "recipe": {"threads": 2}, "other": {"threads": 2, "clip_len": n}})
+        ours, other = times["recipe"], times["other"]
+        print(f"video steps (2 threads, alternating): {CLIP_LEN}-frame clips {ours:.3f} s, {n}-frame clips "
+              f"{other:.3f} s: {other / ours:.2f}x the time, {ours / other:.2f}x the steps per second")
 
 
 if __name__ == "__main__":

@@ -126,14 +126,14 @@ def test_thread_schedule_sets_the_trainer_threads_by_step_also_after_a_resume(tm
 
 def test_recipe_runs_that_differ_after_the_warm_up_share_it():
     """Options that act once video clips join (occlusion clips, trainer threads, the presence weight of
-    absent objects, divided mothers left out, the restart's peak, the single-frame share) leave the
-    image-only warm-up as it is: such runs can start from one warm-up's checkpoint."""
+    absent objects, divided mothers left out, the restart's peak, the single-frame share, the clips'
+    length) leave the image-only warm-up as it is: such runs can start from one warm-up's checkpoint."""
     from sam2_plugins.train import micro_synthetic as ms
 
     runs = {0.0: ms.micro_settings(5, 0, warmup=2, occlusion_clips=0.0, absent_weight=1.0, skip_divided=False,
                                    restart_lr_scale=1.0, video_image_share=0.2),
             1.0: ms.micro_settings(5, 0, warmup=2, occlusion_clips=1.0, absent_weight=4.0, skip_divided=True,
-                                   restart_lr_scale=0.3, video_image_share=0.5)}
+                                   restart_lr_scale=0.3, video_image_share=0.5, clip_len=6)}
     assert runs[1.0].absent_weight == 4.0 and runs[1.0].clip.skip_divided and not runs[0.0].clip.skip_divided
     assert (runs[0.0].restart_lr_scale, runs[1.0].restart_lr_scale) == (1.0, 0.3)
     assert all(s.thread_schedule == ((0, 1), (2, 2)) for s in runs.values())
@@ -146,6 +146,9 @@ def test_recipe_runs_that_differ_after_the_warm_up_share_it():
     assert all(torch.equal(a, b) for a, b in zip(weights[0.0], weights[1.0]))
     later = [[draw_indexed_clip(ms.micro_dataset(), 64, s, 0, i).pixels for i in range(2, 12)] for s in runs.values()]
     assert any(not (a.shape == b.shape and torch.equal(a, b)) for a, b in zip(*later))
+    # video clips, the polish's too, have the run's length
+    assert [max(len(p) for p in clips) for clips in later] == [8, 6]
+    assert ms.polish_settings(runs[1.0], 2).clip.clip_len == 6
     with pytest.raises(ms.RecipeError, match="occlusion-clips"):
         ms.micro_settings(5, 0, warmup=2, occlusion_clips=1.5)
     with pytest.raises(ms.RecipeError, match="absent-weight"):
@@ -154,6 +157,8 @@ def test_recipe_runs_that_differ_after_the_warm_up_share_it():
         ms.micro_settings(5, 0, warmup=2, restart_lr_scale=0.0)
     with pytest.raises(ms.RecipeError, match="video-image-share"):
         ms.micro_settings(5, 0, warmup=2, video_image_share=1.0)
+    with pytest.raises(ms.RecipeError, match="clip-len"):
+        ms.micro_settings(5, 0, warmup=2, clip_len=3)
 
 
 def test_data_parallel_recipe_keeps_one_thread_a_core():

@@ -22,7 +22,7 @@ without changing the weights; ``--data-workers 0`` gives the same weights on one
 ``--workers 2`` trains data-parallel in two processes of one thread each: every step averages the gradients of two
 clips. The number of workers is part of the recipe (another number gives other weights); the shipped
 weights come from one worker.
-``--warmup-steps N``, ``--no-restart-lr``, ``--restart-lr-scale S``, ``--video-image-share P``,
+``--warmup-steps N``, ``--no-restart-lr``, ``--restart-lr-scale S``, ``--video-image-share P``, ``--clip-len N``,
 ``--occlusion-clips P``, ``--absent-weight W``, ``--[no-]skip-divided``, ``--polish-steps N``,
 ``--exit-clips P`` and ``--handoff-movies P`` change the recipe and are recorded with the weights.
 """
@@ -86,6 +86,7 @@ DATA_WORKERS = 1  # background processes drawing clips (any number gives the sam
 # the trainer's torch threads: one while single frames train (the data process needs the other
 # core), two once video clips join (their steps ran 1.34x faster on two; issue 4, stop 20)
 IMAGE_THREADS, VIDEO_THREADS = 1, 2
+CLIP_LEN = 8  # frames of a video clip
 OCCLUSION_CLIPS = 0.5  # share of video clips placed where an object becomes mostly hidden
 # presence-loss weight of absent objects, and whether a mother's frames after her division leave the
 # losses: four in five absent targets of the video clips were such frames, where the daughters lie
@@ -116,14 +117,16 @@ def micro_settings(steps: int = TOTAL_STEPS, seed: int = 0, warmup: int | None =
                    restart_lr: bool = True, occlusion_clips: float = OCCLUSION_CLIPS,
                    absent_weight: float = ABSENT_WEIGHT, skip_divided: bool = SKIP_DIVIDED,
                    restart_lr_scale: float = RESTART_LR_SCALE,
-                   video_image_share: float = VIDEO_PHASE_IMAGE_SHARE, workers: int = WORKERS) -> TrainSettings:
+                   video_image_share: float = VIDEO_PHASE_IMAGE_SHARE, workers: int = WORKERS,
+                   clip_len: int = CLIP_LEN) -> TrainSettings:
     """The recipe's settings; ``warmup`` image-only steps (default: the recipe's share of ``steps``);
     ``restart_lr`` starts the learning-rate schedule again when video clips join, at
     ``restart_lr_scale`` of the peak for the parts the warm-up trained; ``video_image_share`` of the
     later steps are single frames; ``occlusion_clips`` of the video clips are placed where an
     object becomes mostly hidden; ``absent_weight`` weighs the presence loss of absent objects;
     ``skip_divided`` leaves a mother's frames after her division out of the losses; ``workers``
-    data-parallel processes share the two cores' threads of the video phase (one each for two).
+    data-parallel processes share the two cores' threads of the video phase (one each for two);
+    video clips (the polish's too) have ``clip_len`` frames.
 
     Everything before the warm-up's end depends on ``warmup`` and ``seed`` only, so runs that
     differ in the other options share their first ``warmup`` steps."""
@@ -141,6 +144,8 @@ def micro_settings(steps: int = TOTAL_STEPS, seed: int = 0, warmup: int | None =
                           f"got {video_image_share}")
     if workers < 1:
         raise RecipeError(f"--workers must be 1 or more, got {workers}")
+    if clip_len < 4:  # a departure clip ends 2-3 frames after the object's last visible one
+        raise RecipeError(f"--clip-len must be 4 frames or more, got {clip_len}")
     warm = WARMUP_IMAGE_STEPS * steps // TOTAL_STEPS if warmup is None else warmup
     video_threads = max(1, VIDEO_THREADS // workers)  # two processes with two threads each ran 4 on 2 cores
     return TrainSettings(
@@ -158,7 +163,7 @@ def micro_settings(steps: int = TOTAL_STEPS, seed: int = 0, warmup: int | None =
         thread_schedule=((0, IMAGE_THREADS), (warm, video_threads)),
         # up to 8 objects per video clip (more tracks and distractors per encoded clip), and half the
         # zoomed clips pan the crop window: every object moves, so memory must follow content
-        clip=ClipSettings(clip_len=8, max_objects=8, image_max_objects=12, pan_prob=0.5,
+        clip=ClipSettings(clip_len=clip_len, max_objects=8, image_max_objects=12, pan_prob=0.5,
                           occlusion_prob=occlusion_clips, skip_divided=skip_divided),
         prompts=PromptSettings(prob_points=0.9, prob_box=0.25, max_init_cond_frames=2, max_corrected_frames=2,
                                num_correction_points=1, prob_correct_from_gt=0.1),
@@ -257,7 +262,7 @@ def check_resumable(ckpt: Path, settings: TrainSettings, data_note: dict | None 
         raise RecipeError(f"{ckpt} was trained with other settings ({changed} differ): resume it with the "
                          "options of that run (--steps, --warmup-steps, --seed, --no-restart-lr, "
                          "--occlusion-clips, --absent-weight, --skip-divided, --restart-lr-scale, "
-                         "--video-image-share, --polish-steps, --exit-clips, --handoff-movies), "
+                         "--video-image-share, --clip-len, --polish-steps, --exit-clips, --handoff-movies), "
                          "or train into another --out")
 
 
@@ -363,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--video-image-share", type=float, default=VIDEO_PHASE_IMAGE_SHARE, metavar="P",
                         help=f"share of single-frame steps after the warm-up (default {VIDEO_PHASE_IMAGE_SHARE}; "
                              "part of the recipe)")
+    parser.add_argument("--clip-len", type=int, default=CLIP_LEN, metavar="N",
+                        help=f"frames of a video clip, the polish's too (default {CLIP_LEN}; part of the recipe)")
     parser.add_argument("--polish-steps", type=int, default=None, metavar="N",
                         help=f"mixed steps from a fresh optimiser after the schedule ends (default: {POLISH_STEPS} "
                              f"of {TOTAL_STEPS}, the same share of another --steps; 0: none; part of the recipe)")
@@ -379,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
                            warmup=args.warmup_steps, data_workers=args.data_workers, restart_lr=args.restart_lr,
                            occlusion_clips=args.occlusion_clips, absent_weight=args.absent_weight,
                            skip_divided=args.skip_divided, restart_lr_scale=args.restart_lr_scale,
-                           video_image_share=args.video_image_share, polish_steps=args.polish_steps,
+                           video_image_share=args.video_image_share, clip_len=args.clip_len, polish_steps=args.polish_steps,
                            exit_clips=args.exit_clips, handoff_movies=args.handoff_movies,
                            log=_print_flush)
     except RecipeError as err:
