@@ -703,7 +703,8 @@ def test_training_command_resumes_only_the_run_its_checkpoint_came_from(tmp_path
             checkpoint=ckpt).save_checkpoint()
     others = (["--warmup-steps", "1"], ["--steps", "4", "--warmup-steps", "2"], ["--warmup-steps", "2", "--seed", "1"],
               ["--warmup-steps", "2", "--no-restart-lr"], ["--warmup-steps", "2", "--occlusion-clips", "0"],
-              ["--warmup-steps", "2", "--restart-lr-scale", "1"], ["--warmup-steps", "2", "--video-image-share", "0.5"])
+              ["--warmup-steps", "2", "--restart-lr-scale", "1"], ["--warmup-steps", "2", "--video-image-share", "0.5"],
+              ["--warmup-steps", "2", "--clip-len", "6"])
     for other in others:
         with pytest.raises(SystemExit):
             ms.main(["--out", str(tmp_path), "--steps", "3", *other, "--resume"])
@@ -723,12 +724,13 @@ def test_polish_stage_continues_the_main_stage_and_resumes_from_its_saved_weight
     from sam2_plugins.train import micro_synthetic as ms
 
     tiny = ["--steps", "3", "--warmup-steps", "2", "--data-workers", "0"]
-    assert ms.main(["--out", str(tmp_path / "whole"), *tiny, "--polish-steps", "2"]) == 0
+    assert ms.main(["--out", str(tmp_path / "whole"), *tiny, "--polish-steps", "2", "--polish-clip-len", "5"]) == 0
     assert sorted(p.name for p in (tmp_path / "whole").iterdir()) == [f"{ms.NAME}.config.json",
                                                                        f"{ms.NAME}.safetensors"]
     record = json.loads((tmp_path / "whole" / f"{ms.NAME}.config.json").read_text())["training"]
     polish = TrainSettings.from_dict(record["polish"]["settings"])
-    assert polish == ms.polish_settings(ms.micro_settings(3, 0, warmup=2), 2)
+    assert polish == ms.polish_settings(ms.micro_settings(3, 0, warmup=2), 2, clip_len=5)
+    assert polish.clip.clip_len == 5 and TrainSettings.from_dict(record["settings"]).clip.clip_len == ms.CLIP_LEN
     assert polish.lr == ms.POLISH_LR and polish.lr_restarts == () and polish.seed == ms.POLISH_SEED_OFFSET
     assert polish.image_prob_schedule == ((0, ms.VIDEO_PHASE_IMAGE_SHARE), (2, ms.VIDEO_PHASE_IMAGE_SHARE))
     # departure clips in the polish only: the main stage (and its resumable record) is as before
@@ -750,7 +752,10 @@ def test_polish_stage_continues_the_main_stage_and_resumes_from_its_saved_weight
     with pytest.raises(SystemExit):
         ms.main(["--out", str(parted), *tiny, "--exit-clips", "1.5", "--resume"])
     assert "--exit-clips is a share of the polish's video clips, from 0 to 1: got 1.5" in capsys.readouterr().err
-    assert ms.main(["--out", str(parted), *tiny, "--polish-steps", "2", "--resume"]) == 0
+    with pytest.raises(SystemExit):
+        ms.main(["--out", str(parted), *tiny, "--polish-clip-len", "3", "--resume"])
+    assert "--polish-clip-len must be 4 frames or more, got 3" in capsys.readouterr().err
+    assert ms.main(["--out", str(parted), *tiny, "--polish-steps", "2", "--polish-clip-len", "5", "--resume"]) == 0
     assert "the main stage is done" in capsys.readouterr().out
     whole, resumed, main = (load_file(str(tmp_path / d / f"{ms.NAME}.safetensors")) for d in ("whole", "parted", "main"))
     assert all(torch.equal(whole[k], resumed[k]) for k in whole)

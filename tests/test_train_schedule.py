@@ -149,6 +149,7 @@ def test_recipe_runs_that_differ_after_the_warm_up_share_it():
     # video clips, the polish's too, have the run's length
     assert [max(len(p) for p in clips) for clips in later] == [8, 6]
     assert ms.polish_settings(runs[1.0], 2).clip.clip_len == 6
+    assert ms.polish_settings(runs[1.0], 2, clip_len=8).clip.clip_len == 8  # the polish's own length
     with pytest.raises(ms.RecipeError, match="occlusion-clips"):
         ms.micro_settings(5, 0, warmup=2, occlusion_clips=1.5)
     with pytest.raises(ms.RecipeError, match="absent-weight"):
@@ -159,6 +160,8 @@ def test_recipe_runs_that_differ_after_the_warm_up_share_it():
         ms.micro_settings(5, 0, warmup=2, video_image_share=1.0)
     with pytest.raises(ms.RecipeError, match="clip-len"):
         ms.micro_settings(5, 0, warmup=2, clip_len=3)
+    with pytest.raises(ms.RecipeError, match="polish-clip-len"):
+        ms.polish_settings(runs[1.0], 2, clip_len=3)
 
 
 def test_data_parallel_recipe_keeps_one_thread_a_core():

@@ -22,7 +22,8 @@ without changing the weights; ``--data-workers 0`` gives the same weights on one
 ``--workers 2`` trains data-parallel in two processes of one thread each: every step averages the gradients of two
 clips. The number of workers is part of the recipe (another number gives other weights); the shipped
 weights come from one worker.
-``--warmup-steps N``, ``--no-restart-lr``, ``--restart-lr-scale S``, ``--video-image-share P``, ``--clip-len N``,
+``--warmup-steps N``, ``--no-restart-lr``, ``--restart-lr-scale S``, ``--video-image-share P``,
+``--clip-len N``, ``--polish-clip-len N``,
 ``--occlusion-clips P``, ``--absent-weight W``, ``--[no-]skip-divided``, ``--polish-steps N``,
 ``--exit-clips P`` and ``--handoff-movies P`` change the recipe and are recorded with the weights.
 """
@@ -170,12 +171,16 @@ def micro_settings(steps: int = TOTAL_STEPS, seed: int = 0, warmup: int | None =
     )
 
 
-def polish_settings(main: TrainSettings, steps: int = POLISH_STEPS, exit_clips: float = EXIT_CLIPS) -> TrainSettings:
+def polish_settings(main: TrainSettings, steps: int = POLISH_STEPS, exit_clips: float = EXIT_CLIPS,
+                    clip_len: int | None = None) -> TrainSettings:
     """The polish stage after ``main``: ``steps`` steps with ``main``'s last share of single frames,
     one cosine schedule peaking at ``POLISH_LR``, no warm-up losses, on ``main``'s last thread count; ``exit_clips``
-    of its video clips show a tracked object leave the view."""
+    of its video clips show a tracked object leave the view; its clips have ``clip_len`` frames
+    (default: ``main``'s)."""
     if steps < 0:
         raise RecipeError(f"--polish-steps must be 0 or more, got {steps}")
+    if clip_len is not None and clip_len < 4:
+        raise RecipeError(f"--polish-clip-len must be 4 frames or more, got {clip_len}")
     if not 0.0 <= exit_clips <= 1.0:
         raise RecipeError(f"--exit-clips is a share of the polish's video clips, from 0 to 1: got {exit_clips}")
     share = main.image_prob_schedule[-1][1] if main.image_prob_schedule else main.clip.image_prob
@@ -184,7 +189,7 @@ def polish_settings(main: TrainSettings, steps: int = POLISH_STEPS, exit_clips: 
         image_prob_schedule=((0, share), (steps, share)), attn_aux_weight=0.0, attn_aux_steps=0,
         instance_aux_weight=0.0, instance_aux_steps=0, focal_alpha_start=None, focal_alpha_steps=0,
         thread_schedule=((0, threads_at(main.steps, main) or VIDEO_THREADS),),
-        clip=replace(main.clip, exit_prob=exit_clips),
+        clip=replace(main.clip, exit_prob=exit_clips, clip_len=clip_len or main.clip.clip_len),
     )
 
 
@@ -212,10 +217,12 @@ def init_model(cfg: Sam2Config, seed: int) -> Sam2Model:
 def train_micro(out_dir: str | Path, *, steps: int = TOTAL_STEPS, seed: int = 0, resume: bool = False,
                 workers: int = WORKERS, warmup: int | None = None, data_workers: int = DATA_WORKERS,
                 polish_steps: int | None = None, exit_clips: float = EXIT_CLIPS,
-                handoff_movies: float = HANDOFF_MOVIES, log=print, **options) -> Path:
+                handoff_movies: float = HANDOFF_MOVIES, polish_clip_len: int | None = None, log=print,
+                **options) -> Path:
     """Train the recipe into ``out_dir``; returns the weights file. ``polish_steps`` defaults to the
     recipe's share of ``steps`` (0: no polish); ``exit_clips`` is the polish's share of departure
-    clips, ``handoff_movies`` its share of cell movies with handoffs; ``options`` are those of
+    clips, ``handoff_movies`` its share of cell movies with handoffs, ``polish_clip_len`` the frames
+    of its clips (default: the main stage's); ``options`` are those of
     :func:`micro_settings` (restart_lr, occlusion_clips, ...)."""
     out_dir = Path(out_dir)
     if data_workers < 0:
@@ -223,7 +230,7 @@ def train_micro(out_dir: str | Path, *, steps: int = TOTAL_STEPS, seed: int = 0,
     # a bad option fails here, before any process starts
     settings = micro_settings(steps, seed, warmup, workers=workers, **options)
     polish = polish_settings(settings, POLISH_STEPS * steps // TOTAL_STEPS if polish_steps is None else polish_steps,
-                             exit_clips)
+                             exit_clips, polish_clip_len)
     note = polish_data_note(handoff_movies)
     if resume:
         check_resumable(out_dir / f"{NAME}.ckpt", settings)
@@ -262,7 +269,7 @@ def check_resumable(ckpt: Path, settings: TrainSettings, data_note: dict | None 
         raise RecipeError(f"{ckpt} was trained with other settings ({changed} differ): resume it with the "
                          "options of that run (--steps, --warmup-steps, --seed, --no-restart-lr, "
                          "--occlusion-clips, --absent-weight, --skip-divided, --restart-lr-scale, "
-                         "--video-image-share, --clip-len, --polish-steps, --exit-clips, --handoff-movies), "
+                         "--video-image-share, --clip-len, --polish-clip-len, --polish-steps, --exit-clips, --handoff-movies), "
                          "or train into another --out")
 
 
@@ -370,6 +377,8 @@ def main(argv: list[str] | None = None) -> int:
                              "part of the recipe)")
     parser.add_argument("--clip-len", type=int, default=CLIP_LEN, metavar="N",
                         help=f"frames of a video clip, the polish's too (default {CLIP_LEN}; part of the recipe)")
+    parser.add_argument("--polish-clip-len", type=int, default=None, metavar="N",
+                        help="frames of the polish's video clips (default: --clip-len; part of the recipe)")
     parser.add_argument("--polish-steps", type=int, default=None, metavar="N",
                         help=f"mixed steps from a fresh optimiser after the schedule ends (default: {POLISH_STEPS} "
                              f"of {TOTAL_STEPS}, the same share of another --steps; 0: none; part of the recipe)")
@@ -388,6 +397,7 @@ def main(argv: list[str] | None = None) -> int:
                            skip_divided=args.skip_divided, restart_lr_scale=args.restart_lr_scale,
                            video_image_share=args.video_image_share, clip_len=args.clip_len, polish_steps=args.polish_steps,
                            exit_clips=args.exit_clips, handoff_movies=args.handoff_movies,
+                           polish_clip_len=args.polish_clip_len,
                            log=_print_flush)
     except RecipeError as err:
         parser.error(str(err))
