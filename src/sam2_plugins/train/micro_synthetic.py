@@ -127,7 +127,7 @@ def micro_settings(steps: int = TOTAL_STEPS, seed: int = 0, warmup: int | None =
     object becomes mostly hidden; ``absent_weight`` weighs the presence loss of absent objects;
     ``skip_divided`` leaves a mother's frames after her division out of the losses; ``workers``
     data-parallel processes share the two cores' threads of the video phase (one each for two);
-    video clips (the polish's too) have ``clip_len`` frames.
+    video clips have ``clip_len`` frames (the polish's too, unless it is given its own).
 
     Everything before the warm-up's end depends on ``warmup`` and ``seed`` only, so runs that
     differ in the other options share their first ``warmup`` steps."""
@@ -269,7 +269,8 @@ def check_resumable(ckpt: Path, settings: TrainSettings, data_note: dict | None 
         raise RecipeError(f"{ckpt} was trained with other settings ({changed} differ): resume it with the "
                          "options of that run (--steps, --warmup-steps, --seed, --no-restart-lr, "
                          "--occlusion-clips, --absent-weight, --skip-divided, --restart-lr-scale, "
-                         "--video-image-share, --clip-len, --polish-clip-len, --polish-steps, --exit-clips, --handoff-movies), "
+                         "--video-image-share, --clip-len, --polish-clip-len, --polish-steps, --exit-clips, "
+                         "--handoff-movies), "
                          "or train into another --out")
 
 
