@@ -17,8 +17,7 @@ loop, so recipes keep their weights) against the per-parameter loop it replaced 
 ``fused=True`` (faster still, but it rounds differently: the recipe would give other weights).
 
 ``--clip-len N`` also times video steps of N-frame clips against the recipe's 8-frame ones,
-alternating (the recipe's ``--clip-len``: shorter clips cost less than in proportion, as the later
-frames of a clip attend to more memories).
+alternating (the recipe's ``--clip-len``).
 
 ``--images-per-step N`` also times single-frame steps of N frames (``ClipSettings.images_per_step``)
 against the recipe's one, alternating, and prints the time per frame: batching pays only where a
@@ -51,7 +50,7 @@ def make_trainer(kind: str, steps: int, data_workers: int, threads: int = 1, aut
     if kind == "image":  # the recipe's warm-up: single frames, with its auxiliary losses
         settings = replace(ms.micro_settings(steps + 1, seed=0, warmup=steps), steps=steps,
                            image_prob_schedule=((0, 1.0), (steps, 1.0)))
-    else:  # its video phase: clips (8 frames), no auxiliary losses
+    else:  # its video phase: clips of the recipe's length unless given, no auxiliary losses
         settings = replace(ms.micro_settings(steps, seed=0, clip_len=clip_len or ms.CLIP_LEN),
                            image_prob_schedule=((0, 0.0), (steps, 0.0)), attn_aux_weight=0.0, instance_aux_weight=0.0)
     # not the recipe's: one thread count throughout; autocast (bfloat16) only when asked

@@ -19,8 +19,8 @@ alone. Half the video clips are placed where an object passes behind another and
 thread count is recorded: it changes the float rounding). Each clip is seeded on its own, so
 ``--data-workers N`` (default 1: the second core) draws the next clips in background processes
 without changing the weights; ``--data-workers 0`` gives the same weights on one core, more slowly.
-``--workers 2`` trains data-parallel in two processes of one thread each: every step averages the gradients of two
-clips. The number of workers is part of the recipe (another number gives other weights); the shipped
+``--workers 2`` trains data-parallel in two processes of one thread each: every step averages the
+gradients of two clips. The number of workers is part of the recipe (another number gives other weights); the shipped
 weights come from one worker.
 ``--warmup-steps N``, ``--no-restart-lr``, ``--restart-lr-scale S``, ``--video-image-share P``,
 ``--clip-len N``, ``--polish-clip-len N``,
@@ -88,6 +88,7 @@ DATA_WORKERS = 1  # background processes drawing clips (any number gives the sam
 # core), two once video clips join (their steps ran 1.34x faster on two; issue 4, stop 20)
 IMAGE_THREADS, VIDEO_THREADS = 1, 2
 CLIP_LEN = 8  # frames of a video clip
+MIN_CLIP_LEN = 4  # a departure clip ends 2-3 frames after the object's last visible one
 OCCLUSION_CLIPS = 0.5  # share of video clips placed where an object becomes mostly hidden
 # presence-loss weight of absent objects, and whether a mother's frames after her division leave the
 # losses: four in five absent targets of the video clips were such frames, where the daughters lie
@@ -145,8 +146,7 @@ def micro_settings(steps: int = TOTAL_STEPS, seed: int = 0, warmup: int | None =
                           f"got {video_image_share}")
     if workers < 1:
         raise RecipeError(f"--workers must be 1 or more, got {workers}")
-    if clip_len < 4:  # a departure clip ends 2-3 frames after the object's last visible one
-        raise RecipeError(f"--clip-len must be 4 frames or more, got {clip_len}")
+    _check_clip_len(clip_len, "--clip-len")
     warm = WARMUP_IMAGE_STEPS * steps // TOTAL_STEPS if warmup is None else warmup
     video_threads = max(1, VIDEO_THREADS // workers)  # two processes with two threads each ran 4 on 2 cores
     return TrainSettings(
@@ -171,6 +171,11 @@ def micro_settings(steps: int = TOTAL_STEPS, seed: int = 0, warmup: int | None =
     )
 
 
+def _check_clip_len(clip_len: int, option: str) -> None:
+    if clip_len < MIN_CLIP_LEN:
+        raise RecipeError(f"{option} must be {MIN_CLIP_LEN} frames or more, got {clip_len}")
+
+
 def polish_settings(main: TrainSettings, steps: int = POLISH_STEPS, exit_clips: float = EXIT_CLIPS,
                     clip_len: int | None = None) -> TrainSettings:
     """The polish stage after ``main``: ``steps`` steps with ``main``'s last share of single frames,
@@ -179,8 +184,8 @@ def polish_settings(main: TrainSettings, steps: int = POLISH_STEPS, exit_clips: 
     (default: ``main``'s)."""
     if steps < 0:
         raise RecipeError(f"--polish-steps must be 0 or more, got {steps}")
-    if clip_len is not None and clip_len < 4:
-        raise RecipeError(f"--polish-clip-len must be 4 frames or more, got {clip_len}")
+    if clip_len is not None:
+        _check_clip_len(clip_len, "--polish-clip-len")
     if not 0.0 <= exit_clips <= 1.0:
         raise RecipeError(f"--exit-clips is a share of the polish's video clips, from 0 to 1: got {exit_clips}")
     share = main.image_prob_schedule[-1][1] if main.image_prob_schedule else main.clip.image_prob
@@ -396,9 +401,9 @@ def main(argv: list[str] | None = None) -> int:
                            warmup=args.warmup_steps, data_workers=args.data_workers, restart_lr=args.restart_lr,
                            occlusion_clips=args.occlusion_clips, absent_weight=args.absent_weight,
                            skip_divided=args.skip_divided, restart_lr_scale=args.restart_lr_scale,
-                           video_image_share=args.video_image_share, clip_len=args.clip_len, polish_steps=args.polish_steps,
-                           exit_clips=args.exit_clips, handoff_movies=args.handoff_movies,
-                           polish_clip_len=args.polish_clip_len,
+                           video_image_share=args.video_image_share, clip_len=args.clip_len,
+                           polish_steps=args.polish_steps, exit_clips=args.exit_clips,
+                           handoff_movies=args.handoff_movies, polish_clip_len=args.polish_clip_len,
                            log=_print_flush)
     except RecipeError as err:
         parser.error(str(err))
