@@ -1,6 +1,6 @@
 """This machine's matmul throughput and the per-frame time limit it implies for tiny at 1024.
 
-Work per frame and object (issue #6's accounting): ~290 GFLOP image encoder + ~610 GFLOP
+Work per frame and object: ~290 GFLOP image encoder + ~610 GFLOP
 memory attention over a full memory bank. The limit is that work at the best measured matmul
 rate of a dtype; compare it with ``bench_propagation.py`` run on the same machine.
 

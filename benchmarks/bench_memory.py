@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sam2_plugins.session import VideoSession
+from sam2_plugins.video import VideoSession
 
 HERE = Path(__file__).parent
 

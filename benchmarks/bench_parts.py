@@ -48,8 +48,8 @@ def isolated_parts(dtype: str = "auto") -> None:
     pixels = torch.randn(1, 3, 1024, 1024).contiguous(memory_format=torch.channels_last)
     inputs = memory_attention_inputs()
     with torch.inference_mode(), model.precision():
-        encoder = mean_seconds(lambda: model.image_encoder(pixels))
-        attention = mean_seconds(lambda: model.memory_attention(*inputs, 64))
+        encoder = mean_seconds(lambda: model.network.image_encoder(pixels))
+        attention = mean_seconds(lambda: model.network.memory_attention(*inputs, 64))
     print(f"dtype {model.compute_dtype}")
     print(f"image encoder:    {encoder:.2f} s")
     print(f"memory attention: {attention:.2f} s (1 object, 7 memories)")
@@ -67,7 +67,7 @@ def chunk_rows(rows: list[int], rounds: int = 3) -> None:
         for _ in range(rounds):
             for name, choice in choices.items():
                 model_common.rows_per_chunk = choice
-                times[name].append(mean_seconds(lambda: model.memory_attention(*inputs, 64), repeats=1))
+                times[name].append(mean_seconds(lambda: model.network.memory_attention(*inputs, 64), repeats=1))
     model_common.rows_per_chunk = rule
     base = min(times[next(iter(choices))])
     for name, t in times.items():
@@ -80,7 +80,7 @@ def tracked_frame_parts(num_objects: int, dtype: str = "auto") -> None:
     spent: dict[str, float] = defaultdict(float)
     started: dict[str, float] = {}
     for name in PARTS:
-        part = getattr(model, name)
+        part = getattr(model.network, name)
         part.register_forward_pre_hook(lambda _m, _a, name=name: started.__setitem__(name, time.perf_counter()))
         part.register_forward_hook(
             lambda _m, _a, _o, name=name: spent.__setitem__(name, spent[name] + time.perf_counter() - started[name]))

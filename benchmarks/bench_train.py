@@ -6,14 +6,14 @@ only on its index), one torch thread each, so the ratio is what overlapping data
 with the step buys. Image-only steps (the recipe's warm-up) and video steps (8-frame clips)
 are measured separately; the first steps of each run (process start, allocator warm-up) are
 left out of the median. ``--threads N`` then also compares the trainer on one torch thread with
-the trainer on N threads, both fed by the data processes (the recipe's video phase runs on two
-threads since this comparison; its single-frame warm-up stays on one).
+the trainer on N threads, both fed by the data processes (the comparison behind the recipe's
+thread schedule: video steps on two threads, its single-frame warm-up on one).
 
 ``--autocast`` also times the steps under bfloat16 autocast (the recipe trains in float32; on
 CPUs where bf16 is fast, such as AMX, this shows what autocast would buy).
 
 ``--optimizers`` also times the trainer's AdamW (``foreach``: the same floats as the per-parameter
-loop, so recipes keep their weights) against the per-parameter loop it replaced and against
+loop, so recipes keep their weights) against the per-parameter loop and against
 ``fused=True`` (faster still, but it rounds differently: the recipe would give other weights).
 
 ``--clip-len N`` also times video steps of N-frame clips against the recipe's 8-frame ones,
@@ -31,11 +31,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 from common import machine
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
+import micro_synthetic as ms  # noqa: E402
 
 
 def make_trainer(kind: str, steps: int, data_workers: int, threads: int = 1, autocast: bool = False,
@@ -44,7 +49,6 @@ def make_trainer(kind: str, steps: int, data_workers: int, threads: int = 1, aut
     ``optimizer`` "loop" or "fused" replaces the trainer's AdamW (foreach) with that variant;
     ``images_per_step`` frames of different videos make one single-frame step; ``clip_len`` frames
     make a video clip (default: the recipe's)."""
-    from sam2_plugins.train import micro_synthetic as ms
     from sam2_plugins.train.loop import Trainer, _param_groups
 
     if kind == "image":  # the recipe's warm-up: single frames, with its auxiliary losses
@@ -52,11 +56,12 @@ def make_trainer(kind: str, steps: int, data_workers: int, threads: int = 1, aut
                            image_prob_schedule=((0, 1.0), (steps, 1.0)))
     else:  # its video phase: clips of the recipe's length unless given, no auxiliary losses
         settings = replace(ms.micro_settings(steps, seed=0, clip_len=clip_len or ms.CLIP_LEN),
-                           image_prob_schedule=((0, 0.0), (steps, 0.0)), attn_aux_weight=0.0, instance_aux_weight=0.0)
+                           image_prob_schedule=((0, 0.0), (steps, 0.0)), extra_losses=())
     # not the recipe's: one thread count throughout; autocast (bfloat16) only when asked
     settings = replace(settings, thread_schedule=((0, threads),), autocast=autocast,
                        clip=replace(settings.clip, images_per_step=images_per_step))
-    trainer = Trainer(ms.init_model(ms.micro_config(), 0), ms.micro_dataset(), settings, data_workers=data_workers)
+    trainer = Trainer(ms.init_model(ms.micro_config(), 0), ms.micro_dataset(), settings, data_workers=data_workers,
+                      extra_losses=ms.extra_losses())
     if optimizer != "trainer":
         options = {"foreach": False} if optimizer == "loop" else {"fused": True}
         trainer.optimizer = torch.optim.AdamW(_param_groups(trainer.model, settings), lr=settings.lr,
@@ -141,13 +146,11 @@ def main() -> None:
               f"({many / one:.2f}x the time): {many / n:.3f} s a frame, {one / (many / n):.2f}x the frames per second")
 
     if args.clip_len:  # the recipe's video phase: two threads, one data process
-        from sam2_plugins.train.micro_synthetic import CLIP_LEN
-
         n = args.clip_len
         times = alternating_seconds("video", args.steps, args.workers, {
             "recipe": {"threads": 2}, "other": {"threads": 2, "clip_len": n}})
         ours, other = times["recipe"], times["other"]
-        print(f"video steps (2 threads, alternating): {CLIP_LEN}-frame clips {ours:.3f} s, {n}-frame clips "
+        print(f"video steps (2 threads, alternating): {ms.CLIP_LEN}-frame clips {ours:.3f} s, {n}-frame clips "
               f"{other:.3f} s: {other / ours:.2f}x the time, {ours / other:.2f}x the steps per second")
 
 

@@ -38,16 +38,15 @@ def seeded_model(name: str = "sam2.1-hiera-tiny", seed: int = 0, device: str = "
     """An official architecture with seeded random weights (no download), as load_model would return it."""
     from dataclasses import replace
 
-    from sam2_plugins import Sam2Model, official_config
+    from sam2_plugins import Sam2, Sam2Model, official_config
     from sam2_plugins.api import pick_dtype
 
     torch.manual_seed(seed)
     config = official_config(name)
     if image_size:
         config = replace(config, image_size=image_size)
-    model = Sam2Model(config).eval().to(device)
-    model.compute_dtype = pick_dtype(torch.device(device), dtype)
-    return model
+    network = Sam2Model(config).eval().to(device)
+    return Sam2(network, compute_dtype=pick_dtype(torch.device(device), dtype))
 
 
 def scene_frames(num_frames: int, size: int = 1024, seed: int = 0) -> np.ndarray:

@@ -13,7 +13,7 @@ nvidia-smi -L
 python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"
 
 # 1. The shipped model on the GPU (bfloat16): held-out numbers, and agreement with CPU float32.
-timeout 60 python3 -m sam2_plugins.train.evaluate --device cuda --cells 3 --scenes 3 --bf16-agreement 3 \
+timeout 60 python3 recipes/evaluate.py --device cuda --cells 3 --scenes 3 --bf16-agreement 3 \
     --json "$OUT/evaluate_cuda.json" 2>&1 | tee "$OUT/evaluate_cuda.log"
 
 # 2. Where the time goes: profiles of steady-state frames, tiny, 1 and 64 objects (uncompiled).

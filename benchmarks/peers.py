@@ -8,13 +8,14 @@ import torch
 
 
 def transformers_tracker(model, dtype=torch.float32):
-    """A transformers Sam2VideoModel holding the same weights as our ``model`` (SAM 2.1 tiny-like configs)."""
+    """A transformers Sam2VideoModel holding the same weights as our ``model`` (a ``Sam2``): SAM 2.1
+    tiny-like configs only, as the peer is built from transformers' default config."""
     from transformers import Sam2VideoConfig, Sam2VideoModel
 
-    from sam2_plugins.hf_layout import original_to_hf
+    from sam2_plugins.checkpoints.hf_layout import original_to_hf
 
     peer = Sam2VideoModel(Sam2VideoConfig())
-    peer.load_state_dict(original_to_hf(model.state_dict()), strict=True)
+    peer.load_state_dict(original_to_hf(model.network.state_dict()), strict=True)
     return peer.eval().to(dtype)
 
 

@@ -18,8 +18,8 @@ def test_rope_for_compilers_equals_the_complex_form(monkeypatch):
 def test_memory_attention_one_object_at_a_time_equals_the_batch(micro_model):
     """CPU inference runs objects one by one (cache-friendly); training and GPUs run the batch at once."""
     torch.manual_seed(0)
-    attention = micro_model.memory_attention
-    d, kv = micro_model.config.d_model, micro_model.mem_dim
+    attention = micro_model.network.memory_attention
+    d, kv = micro_model.config.d_model, micro_model.network.mem_dim
     side = micro_model.config.image_size // 16
     curr = torch.randn(1, side * side, d).expand(3, -1, -1)  # three objects of one frame
     curr_pos = torch.randn(1, side * side, d).expand(3, -1, -1)

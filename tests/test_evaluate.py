@@ -1,8 +1,12 @@
 """The evaluation's scoring rules on hand-made label stacks (no model involved)."""
 
+import sys
+from pathlib import Path
+
 import numpy as np
 
-from sam2_plugins.train.evaluate import score_tracks
+sys.path.insert(0, str(Path(__file__).parents[1] / "recipes"))
+from evaluate import score_tracks  # noqa: E402
 
 T, H, W = 6, 12, 40
 MOTHER, LEFT, RIGHT, OTHER = 1, 2, 3, 4

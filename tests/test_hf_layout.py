@@ -13,7 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from sam2_plugins.hf_layout import ensure_original_layout, hf_to_original, is_hf_layout, original_to_hf
+from sam2_plugins.checkpoints.hf_layout import ensure_original_layout, hf_to_original, is_hf_layout, original_to_hf
 
 DATA = Path(__file__).parent / "data"
 MICRO_META = DATA / "micro_reference.safetensors"

@@ -13,9 +13,9 @@ def test_folded_high_res_features_equal_the_neck_then_the_decoder_convolutions(m
     for pixels in (torch.randn(1, 3, size, size),
                    torch.randn(1, 3, size, size).contiguous(memory_format=torch.channels_last)):
         with torch.no_grad():  # inference: the decoder's 1x1 convolutions folded into the neck's
-            folded = micro_model.encode_image(pixels)
+            folded = micro_model.network.encode_image(pixels)
         with torch.enable_grad():  # the training path: neck, then the decoder's convolutions
-            unfolded = micro_model.encode_image(pixels)
+            unfolded = micro_model.network.encode_image(pixels)
         assert torch.equal(folded.embed, unfolded.embed.detach())
         assert torch.equal(folded.pos, unfolded.pos.detach())
         assert len(folded.high_res) == len(unfolded.high_res) == 2
@@ -52,7 +52,7 @@ def _memory_bank(attn, side: int = 8, frames: int = 3, pointers: int = 4) -> tup
 def test_memory_attention_in_bf16_agrees_with_fp32_on_either_value_path(micro_model, monkeypatch, amx):
     # with AMX, values are projected before the fused kernel; without, mixed first, then projected
     monkeypatch.setattr(common, "cpu_has_amx", lambda: amx)
-    attn = micro_model.memory_attention
+    attn = micro_model.network.memory_attention
     curr, curr_pos, memory, memory_pos, pointers = _memory_bank(attn)
     with torch.inference_mode():
         expected = attn(curr, curr_pos, memory, memory_pos, pointers)
@@ -72,7 +72,7 @@ def test_float32_memory_attention_mixes_memories_first_in_inference_as_training_
                         lambda self, *a: mixed_first.append(1) or original(self, *a))
     monkeypatch.setattr(common, "_CHUNK_BYTES", 4096)  # at the micro size, as at 1024: one large attention
     monkeypatch.setattr(common, "rows_per_chunk", lambda keys, size: 16)  # in several chunks of queries
-    attn = micro_model.memory_attention
+    attn = micro_model.network.memory_attention
     curr, curr_pos, memory, memory_pos, pointers = _memory_bank(attn)
     with torch.enable_grad():
         trained = attn(curr.requires_grad_(), curr_pos, memory, memory_pos, pointers).detach()

@@ -116,6 +116,79 @@ def test_offline_name_not_cached_says_which_file_goes_where(tmp_path, monkeypatc
     assert str(tmp_path / "cache" / "sam2.1_hiera_tiny.pt") in message
 
 
+def test_official_name_without_network_fails_at_once_saying_which_file_goes_where(tmp_path):
+    """With no cached file and no network (this test runs for real: no hub mock), the error comes
+    within seconds, not after the hub client's ~25 s of retries, and names the file and its place.
+    Skipped where the hub answers: there the download would start."""
+    import subprocess
+    import sys
+    import time
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))}
+    # a network that drops packets rather than refusing them waits this long for the hub's answer
+    env.update(SAM2_PLUGINS_CACHE=str(tmp_path / "cache"), HF_HUB_ETAG_TIMEOUT="3")
+    code = ("import sam2_plugins, sys, time\n"
+            "from sam2_plugins.checkpoints import unreachable_hub\n"
+            "if unreachable_hub('facebook/sam2.1-hiera-tiny', 'sam2.1_hiera_tiny.pt') is None:\n"
+            "    sys.exit('reachable')\n"
+            "t = time.perf_counter()\n"
+            "try:\n    sam2_plugins.load_model('sam2.1-hiera-tiny', device='cpu')\n"
+            "except sam2_plugins.CheckpointError as err:\n    print(f'{time.perf_counter() - t:.2f}'); print(err)\n")
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    if done.stderr.strip().endswith("reachable"):
+        pytest.skip("the Hugging Face hub answers from this machine")
+    seconds, message = done.stdout.split("\n", 1)
+    assert float(seconds) < 10 and time.perf_counter() - started < 30, (seconds, done.stderr)
+    assert "sam2.1_hiera_tiny.pt" in message and "facebook/sam2.1-hiera-tiny" in message
+    assert str(tmp_path / "cache" / "sam2.1_hiera_tiny.pt") in message and "cannot be reached" in message
+
+
+def test_official_name_is_downloaded_where_the_hub_answers(tmp_path):
+    """The check for an unreachable hub leaves the download itself to huggingface_hub: against a
+    local stand-in for the hub (HF_ENDPOINT), the file lands in the cache under its official name."""
+    import http.server
+    import subprocess
+    import sys
+    import threading
+
+    body = b"not really weights" * 50
+    requests: list[str] = []
+
+    class Hub(http.server.BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            requests.append(f"{self.command} {self.path}")
+            self.send_response(200)
+            self.send_header("X-Repo-Commit", "0" * 40)
+            self.send_header("ETag", '"stand-in"')
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+
+        def do_HEAD(self) -> None:
+            self._answer()
+
+        def do_GET(self) -> None:
+            self._answer()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))}
+    env.update(SAM2_PLUGINS_CACHE=str(tmp_path / "cache"), HF_ENDPOINT=f"http://127.0.0.1:{server.server_port}")
+    code = "from sam2_plugins.checkpoints import resolve_checkpoint; print(resolve_checkpoint('sam2.1-hiera-tiny'))"
+    try:
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    finally:
+        server.shutdown()
+    assert done.returncode == 0, done.stderr
+    target = tmp_path / "cache" / "sam2.1_hiera_tiny.pt"
+    assert done.stdout.strip() == str(target) and target.read_bytes() == body
+    assert "GET /facebook/sam2.1-hiera-tiny/resolve/main/sam2.1_hiera_tiny.pt" in requests
+
+
 def test_cached_official_name_loads_without_network(tmp_path, monkeypatch):
     """A file placed in the cache under the official name is used as that model (config inferred)."""
     from sam2_plugins import Sam2Model, official_config
@@ -127,7 +200,7 @@ def test_cached_official_name_loads_without_network(tmp_path, monkeypatch):
     torch.save({"model": reference_model.state_dict()}, tmp_path / "sam2_hiera_tiny.pt")
     loaded = load_model("sam2-hiera-tiny", device="cpu")
     assert loaded.config.image_size == 1024 and loaded.config.embed_dim == 96
-    for (k, a), b in zip(reference_model.state_dict().items(), loaded.state_dict().values()):
+    for (k, a), b in zip(reference_model.state_dict().items(), loaded.network.state_dict().values()):
         assert torch.equal(a, b), k
     # the same file given by path: the architecture is recognised from its keys
     by_path = load_model(tmp_path / "sam2_hiera_tiny.pt", device="cpu")
@@ -158,7 +231,7 @@ def test_transformers_layout_checkpoint_loads_and_matches(micro_model, frame):
 def test_lower_working_resolution(reference):
     """The same weights run at another input size; masks stay at the frame's resolution."""
     model = load_model(MICRO_WEIGHTS, config=MICRO_CONFIG, device="cpu", dtype="float32", image_size=128)
-    assert model.image_size == 128 and model.sam_prompt_encoder.mask_input_size == (32, 32)
+    assert model.image_size == 128 and model.network.sam_prompt_encoder.mask_input_size == (32, 32)
     pred = model.predict_image(reference["frames"][0], points=[[35, 30]], labels=[1])
     assert pred.masks.shape == (1, 96, 128) and pred.low_res_logits.shape == (1, 32, 32)
     session = model.open_video(reference["frames"])
@@ -181,10 +254,26 @@ def test_new_weights_replace_what_was_kept_between_frames(micro_model, frame):
     """Loading other weights into a model that already ran gives that model's results, not stale ones."""
     model = load_model(MICRO_WEIGHTS, config=MICRO_CONFIG, device="cpu", dtype="float32")
     before = _logits(model, frame)
-    other = {k: v + 0.05 * torch.randn_like(v) if "pos_embed" in k else v for k, v in model.state_dict().items()}
-    model.load_state_dict(other)
+    other = {k: v + 0.05 * torch.randn_like(v) if "pos_embed" in k else v
+             for k, v in model.network.state_dict().items()}
+    model.network.load_state_dict(other)
     fresh = load_model(MICRO_WEIGHTS, config=MICRO_CONFIG, device="cpu", dtype="float32")
-    fresh.load_state_dict(other)
+    fresh.network.load_state_dict(other)
     after = _logits(model, frame)
     np.testing.assert_array_equal(after, _logits(fresh, frame))
     assert not np.array_equal(after, before)
+
+
+def test_configs_written_in_the_official_layout_read_back_as_the_same_config(tmp_path):
+    import dataclasses
+    import json
+
+    from sam2_plugins.config import official_config, official_layout, write_config
+
+    custom = dataclasses.replace(parse_config(MICRO_CONFIG), image_size=512, num_maskmem=5, mem_attn_dropout=0.0)
+    for cfg in (official_config("sam2.1-hiera-tiny"), official_config("sam2-hiera-large"), parse_config(MICRO_CONFIG),
+                custom):
+        assert parse_config({"model": official_layout(cfg)}) == cfg
+        path = write_config(cfg, tmp_path / "written.config.json", training={"steps": 3})
+        assert parse_config(path) == cfg and json.loads(path.read_text())["training"] == {"steps": 3}
+    assert [p.name for p in tmp_path.iterdir()] == ["written.config.json"]  # no temporary file left

@@ -1,5 +1,8 @@
 """The fast bfloat16 path agrees with float32 (the default on CUDA and on CPUs where bf16 is faster)."""
 
+import sys
+from pathlib import Path
+
 import numpy as np
 
 from conftest import MICRO_CONFIG, MICRO_WEIGHTS
@@ -99,7 +102,8 @@ def test_bf16_masks_agree_with_fp32_on_the_small_models_synthetic_videos(tmp_pat
     """
     import json
 
-    from sam2_plugins.train.evaluate import main
+    sys.path.insert(0, str(Path(__file__).parents[1] / "recipes"))
+    from evaluate import main
 
     out = tmp_path / "results.json"
     # agreement seeds start at --seed + 120: held-out seeds 10_000_120 to 10_000_125

@@ -36,9 +36,9 @@ def test_image_case_matches_reference(micro_model, reference, reference_cases, n
 
 def test_second_click_reuses_the_embedding(micro_model, reference):
     frame = reference["frames"][0]
-    micro_model.embedding_cache._items.clear()
+    micro_model.embeddings.clear()
     calls = []
-    encoder = micro_model.image_encoder
+    encoder = micro_model.network.image_encoder
     handle = encoder.register_forward_hook(lambda *a: calls.append(1))
     try:
         first = micro_model.predict_image(frame, points=[[35, 30]], labels=[1])

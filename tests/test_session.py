@@ -32,7 +32,7 @@ def test_objects_are_independent_and_batched(micro_model, frames):
     both.add_points(0, 1, [[35, 30]], [1])
     both.add_box(0, 2, [80, 50, 110, 80])
     calls = []
-    hook = micro_model.memory_attention.register_forward_hook(lambda m, i, o: calls.append(o.shape[0]))
+    hook = micro_model.network.memory_attention.register_forward_hook(lambda m, i, o: calls.append(o.shape[0]))
     try:
         together = _run(both)
     finally:
@@ -130,7 +130,7 @@ def test_propagate_all_covers_both_directions_and_onward_option(micro_model, fra
 
 def test_repropagation_reuses_cached_features(micro_model, frames):
     calls = []
-    hook = micro_model.image_encoder.register_forward_hook(lambda *a: calls.append(1))
+    hook = micro_model.network.image_encoder.register_forward_hook(lambda *a: calls.append(1))
     try:
         s = micro_model.open_video(frames)
         s.add_points(0, 1, [[35, 30]], [1])
@@ -200,7 +200,7 @@ def test_correction_click_reuses_memory_conditioned_features(micro_model, frames
         s.add_points(0, 1, [[35, 30]], [1])
         list(s.propagate())
     calls = []
-    hook = micro_model.memory_attention.register_forward_hook(lambda *a: calls.append(1))
+    hook = micro_model.network.memory_attention.register_forward_hook(lambda *a: calls.append(1))
     try:
         fast = cached.add_points(6, 1, [[80, 57]], [1])
         assert calls == []
@@ -226,7 +226,7 @@ def test_results_are_compact_and_read_back_exactly(micro_model, frames):
 def test_a_small_object_costs_little_to_store():
     import torch
 
-    from sam2_plugins.results import ResultStore
+    from sam2_plugins.video.results import ResultStore
 
     store = ResultStore(1080, 1920)
     low = torch.full((256, 256), -8.0)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from conftest import LOGIT_TOL
-from sam2_plugins.session_io import load_session, save_session
+from sam2_plugins.video import load_session, save_session
 
 
 def test_save_load_keeps_prompts_and_masks_and_propagation_continues(micro_model, reference, tmp_path):

@@ -1,11 +1,13 @@
-"""Training: losses, prompt sampling, the clip unroll, resumable checkpoints, the folder dataset,
-``finetune`` and its CLI, and the quality of the bundled micro-synthetic model (real engine, no mocks)."""
+"""Training: losses, prompt sampling, the clip unroll and its extra-loss hooks, resumable checkpoints,
+the folder dataset, ``finetune`` and its CLI (real engine, no mocks). Models come from the micro
+recipe's initialisation (``recipes/``); the recipe's own commands are tested in test_recipes.py."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import multiprocessing
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,7 +17,9 @@ import torch
 
 from sam2_plugins import load_model, parse_config
 from sam2_plugins.config import official_config
+from sam2_plugins.engine import Sam2
 from sam2_plugins.train import (
+    ClipLoss,
     ClipPlan,
     ClipSettings,
     FolderDataset,
@@ -30,8 +34,12 @@ from sam2_plugins.train import (
     step_loss,
     unroll_clip,
 )
-from sam2_plugins.train.micro_synthetic import init_model, micro_config
 from sam2_plugins.train.prompts import click_in, corrective_click, noisy_box
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "recipes"))
+import micro_synthetic as ms  # noqa: E402
+from instance_aux import InstanceGroupingLoss  # noqa: E402
+from micro_synthetic import init_model, micro_config  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
 MICRO_WEIGHTS = DATA / "micro_reference.safetensors"
@@ -198,33 +206,6 @@ def test_clips_carry_every_instance_of_each_frame_row_by_row():
         assert set(clip.labels[0].unique().tolist()) - {0} >= set(clip.object_ids)
 
 
-def test_instance_grouping_loss_rewards_features_that_separate_instances():
-    from sam2_plugins.train.instance_aux import instance_grouping_loss
-
-    labels = torch.zeros(2, 64, 64, dtype=torch.int64)
-    labels[:, 10:30, 10:30] = 1
-    labels[:, 30:50, 10:30] = 2  # touching the first
-    labels[1, 40:60, 40:60] = 7
-    grouped = torch.nn.functional.one_hot(
-        torch.nn.functional.interpolate(labels[:, None].float(), size=(16, 16))[:, 0].long(), 8
-    ).permute(0, 3, 1, 2).float()  # each instance (and background) its own direction
-    mixed = torch.randn(2, 8, 16, 16, generator=torch.Generator().manual_seed(0))
-    good = instance_grouping_loss([grouped], labels)
-    bad = instance_grouping_loss([mixed], labels)
-    assert good < 0.01 < 0.5 < bad
-    # learnable: gradient steps on the features lower it
-    feats = mixed.clone().requires_grad_(True)
-    opt = torch.optim.Adam([feats], lr=0.1)
-    for _ in range(30):
-        opt.zero_grad()
-        loss = instance_grouping_loss([feats], labels)
-        loss.backward()
-        opt.step()
-    assert instance_grouping_loss([feats.detach()], labels) < 0.5 * bad
-    # one group only (background everywhere): nothing to separate
-    assert instance_grouping_loss([mixed], torch.zeros_like(labels)) == 0
-
-
 def test_neighbour_weight_makes_spilling_into_a_touching_cell_cost_more_than_into_background():
     from sam2_plugins.train.losses import step_loss
 
@@ -298,17 +279,92 @@ def test_a_mothers_frames_after_her_division_leave_the_losses_when_asked():
 
 
 def test_training_steps_with_the_instance_loss_run_and_report_it():
-    settings = replace(_small_settings(2), instance_aux_weight=1.0)
+    hooks = {"instance": InstanceGroupingLoss()}
+    settings = replace(_small_settings(2), extra_losses=(("instance", 1.0, 0),))
     trainer = Trainer(init_model(micro_config(), seed=0), SyntheticCells(num_videos=3, num_frames=2, size=(64, 64)),
-                      settings)
+                      settings, extra_losses=hooks)
     assert trainer.run()
     assert all(np.isfinite(m["instance"]) and m["instance"] > 0 for m in trainer.history)
     # a warm-up-only instance loss: gone from the second step on
-    settings = replace(_small_settings(3), instance_aux_weight=1.0, instance_aux_steps=1)
+    settings = replace(_small_settings(3), extra_losses=(("instance", 1.0, 1),))
     trainer = Trainer(init_model(micro_config(), seed=0), SyntheticCells(num_videos=3, num_frames=2, size=(64, 64)),
-                      settings)
+                      settings, extra_losses=hooks)
     assert trainer.run()
     assert trainer.history[0]["instance"] > 0 and [m["instance"] for m in trainer.history[1:]] == [0.0, 0.0]
+
+
+class _Counting(ClipLoss):
+    """Counts the hook calls of each clip and returns a loss at each: the click target's mean."""
+
+    uses_labels = True
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.labels_seen: list[bool] = []
+
+    def begin(self, model) -> None:
+        self.calls.append("begin")
+
+    def features(self, feats, labels):
+        self.calls.append("features")
+        self.labels_seen.append(labels is not None)
+        return feats.embed.float().mean() * 0
+
+    def before_prompt(self, kind) -> None:
+        self.calls.append(f"before {kind}")
+
+    def after_prompt(self, kind, target):
+        self.calls.append(f"after {kind}")
+        return target.float().mean() if kind == "click" else None
+
+    def end(self) -> None:
+        self.calls.append("end")
+
+
+def test_extra_losses_are_called_around_each_prompt_and_weighted_by_the_settings():
+    model = init_model(micro_config(), seed=0).eval()
+    clip = _tiny_clip()
+    plan = ClipPlan([0, 2], {0: "click", 2: "box"}, correct=[0], num_corrections=2)
+    hook = _Counting()
+    with torch.no_grad():
+        res = unroll_clip(model, clip.pixels, clip.gt, plan, PromptSettings(prob_correct_from_gt=0.0),
+                          torch.Generator().manual_seed(0), np.random.default_rng(0), ptr_frames=16,
+                          labels=clip.labels, extra_losses={"count": hook})
+        plain = unroll_clip(model, clip.pixels, clip.gt, plan, PromptSettings(prob_correct_from_gt=0.0),
+                            torch.Generator().manual_seed(0), np.random.default_rng(0), ptr_frames=16)
+    # prompted frames first; a tracked frame's decoder call is wrapped too (kind None); corrections are not
+    assert hook.calls == ["begin", "features", "before click", "after click", "before box", "after box",
+                          "before None", "after None", "end"]
+    assert hook.labels_seen == [True]
+    assert float(res.extra["count"]) == pytest.approx(float(clip.gt[0].float().mean()))  # the click frame only
+    assert float(res.loss.total) == float(plain.loss.total) and plain.extra == {}  # hooks only observe
+
+    # the trainer weighs the loss as the settings say, decaying to 0, and reports it by name
+    data = SyntheticCells(num_videos=3, num_frames=2, size=(64, 64))
+    settings = replace(_small_settings(3), extra_losses=(("count", 2.0, 2),))
+    with pytest.raises(ValueError, match="extra losses that were not given: count"):
+        Trainer(init_model(micro_config(), seed=0), data, settings)
+    hook = _Counting()
+    trainer = Trainer(init_model(micro_config(), seed=0), data, settings, extra_losses={"count": hook})
+    assert trainer.run()
+    assert hook.calls.count("begin") == 2 and hook.calls[-1] == "end"  # not computed at weight 0 (step 2)
+    assert trainer.history[2]["count"] == 0.0
+    from sam2_plugins.train.loop import extra_loss_weight
+
+    assert [extra_loss_weight(t, 2.0, 2) for t in range(3)] == [2.0, 1.0, 0.0]
+    assert [extra_loss_weight(t, 2.0, 0) for t in range(3)] == [2.0, 2.0, 2.0]
+
+
+def test_settings_recorded_with_flat_warm_up_loss_fields_read_as_extra_losses():
+    """Records and checkpoints of the micro recipe's runs name its two warm-up losses' weights as
+    four flat fields; they read back as the same run."""
+    flat = {k: v for k, v in ms.micro_settings(5, 0, warmup=2).to_dict().items() if k != "extra_losses"}
+    flat.update(attn_aux_weight=1.0, attn_aux_steps=2, instance_aux_weight=1.0, instance_aux_steps=2)
+    assert TrainSettings.from_dict(flat) == ms.micro_settings(5, 0, warmup=2)
+    flat.update(attn_aux_weight=1.0, attn_aux_steps=0, instance_aux_weight=1.0, instance_aux_steps=0)
+    assert TrainSettings.from_dict(flat).extra_losses == (("instance", 1.0, 0),)  # attention: off; instance: constant
+    flat.update(attn_aux_weight=0.0, instance_aux_weight=0.0)
+    assert TrainSettings.from_dict(flat).extra_losses == ()
 
 
 def test_pan_augmentation_slides_the_crop_window_across_the_clip():
@@ -360,7 +416,7 @@ def test_training_after_tracking_with_the_same_model():
     model = init_model(micro_config(), seed=0)
     clip = _tiny_clip()
     frames = (clip.pixels.permute(0, 2, 3, 1).numpy() * 0.2 + 0.5).clip(0, 1)
-    with model.open_video(frames) as session:
+    with Sam2(model).open_video(frames) as session:
         session.add_points(0, 1, [[128, 128]], [1])
         assert len(list(session.propagate())) == 3
     model.train()
@@ -405,7 +461,7 @@ def test_resume_continues_at_the_same_step_with_the_same_loss(tmp_path):
     assert resumed.train_step()["loss"] == expected
     assert resumed.step == 3
     with pytest.raises(ValueError, match="different model config"):
-        other = Trainer(load_model(MICRO_WEIGHTS, config=MICRO_CONFIG, device="cpu"), data, _small_settings(4),
+        other = Trainer(load_model(MICRO_WEIGHTS, config=MICRO_CONFIG, device="cpu").network, data, _small_settings(4),
                         checkpoint=ckpt)
         other.load_checkpoint()
 
@@ -435,7 +491,6 @@ def test_the_trainers_optimiser_gives_the_weights_of_adamws_per_parameter_loop()
 
 def test_a_checkpoint_records_its_data_and_refuses_other_data(tmp_path):
     """A run resumed on other data (here: movies with handoffs) would give weights of no recipe."""
-    from sam2_plugins.train import micro_synthetic as ms
     from sam2_plugins.train.loop import checkpoint_record
 
     note = ms.polish_data_note(1.0)
@@ -623,39 +678,6 @@ def test_finetune_uses_bf16_autocast_only_where_the_cpu_runs_it_faster(tmp_path,
         assert record["settings"]["autocast"] is prefers
 
 
-def test_bundled_weights_come_from_the_recipe_the_training_command_runs():
-    """`python -m sam2_plugins.train.micro_synthetic` reproduces the shipped file only if its recipe
-    is the one recorded with the weights."""
-    from sam2_plugins.train import micro_synthetic as ms
-
-    record = json.loads((Path(ms.__file__).parents[1] / "weights" / f"{ms.NAME}.config.json").read_text())["training"]
-    assert (record["steps"], record["seed"], record["workers"]) == (ms.TOTAL_STEPS, 0, ms.WORKERS)
-    assert TrainSettings.from_dict(record["settings"]) == ms.micro_settings()
-    polish = record["polish"]
-    assert polish["steps"] == ms.POLISH_STEPS > 0
-    assert TrainSettings.from_dict(polish["settings"]) == ms.polish_settings(ms.micro_settings())
-    assert polish["data"] == ms.polish_data_note(ms.HANDOFF_MOVIES)
-
-
-def test_training_command_with_data_processes_records_its_recipe_and_gives_the_same_weights_at_any_number(
-        tmp_path, capsys):
-    from safetensors.torch import load_file
-
-    from sam2_plugins.train import micro_synthetic as ms
-
-    for n in (0, 2):
-        assert ms.main(["--out", str(tmp_path / f"n{n}"), "--steps", "3", "--warmup-steps", "2",
-                        "--data-workers", str(n)]) == 0
-    record = json.loads((tmp_path / "n2" / f"{ms.NAME}.config.json").read_text())["training"]
-    assert TrainSettings.from_dict(record["settings"]) == ms.micro_settings(3, 0, warmup=2)
-    one, two = (load_file(str(tmp_path / f"n{n}" / f"{ms.NAME}.safetensors")) for n in (0, 2))
-    assert one.keys() == two.keys() and all(torch.equal(one[k], two[k]) for k in one)
-    assert not multiprocessing.active_children()
-    with pytest.raises(SystemExit):
-        ms.main(["--out", str(tmp_path / "bad"), "--steps", "3", "--data-workers", "-1"])
-    assert "--data-workers must be 0 or more" in capsys.readouterr().err
-
-
 def test_learning_rate_schedule_starts_again_at_each_restart():
     from sam2_plugins.train import lr_at
 
@@ -666,190 +688,3 @@ def test_learning_rate_schedule_starts_again_at_each_restart():
     assert lr_at(60, again) == pytest.approx(0.2) and lr_at(64, again) == pytest.approx(1.0)  # its warm-up
     assert lr_at(99, again) < 0.11 and lr_at(99, plain) < 0.11
     assert TrainSettings.from_dict(json.loads(json.dumps(again.to_dict()))) == again
-
-
-def test_training_command_takes_another_warm_up_and_records_it(tmp_path, capsys):
-    """`--warmup-steps` changes how long training sees single images before video clips, and the
-    weights' record says so (so the run can be repeated from the record alone)."""
-    from sam2_plugins.train import micro_synthetic as ms
-
-    assert ms.main(["--out", str(tmp_path), "--steps", "3", "--warmup-steps", "2"]) == 0
-    record = json.loads((tmp_path / f"{ms.NAME}.config.json").read_text())["training"]
-    settings = TrainSettings.from_dict(record["settings"])
-    assert settings == ms.micro_settings(3, 0, warmup=2) != ms.micro_settings(3, 0, warmup=2, restart_lr=False)
-    assert settings.lr_restarts == (2,)  # the schedule starts again when video clips join
-    assert ms.main(["--out", str(tmp_path / "plain"), "--steps", "3", "--warmup-steps", "2", "--no-restart-lr"]) == 0
-    plain = json.loads((tmp_path / "plain" / f"{ms.NAME}.config.json").read_text())["training"]
-    assert TrainSettings.from_dict(plain["settings"]).lr_restarts == ()
-    assert TrainSettings.from_dict(plain["settings"]).restart_lr_scale == 1.0  # nothing restarts: nothing scaled
-    assert settings.restart_lr_scale == ms.RESTART_LR_SCALE < 1.0
-    assert settings.image_prob_schedule[:3] == ((0, 1.0), (2, 1.0), (3, ms.VIDEO_PHASE_IMAGE_SHARE))
-    assert settings.attn_aux_steps == settings.instance_aux_steps == settings.focal_alpha_steps == 2
-    assert settings.thread_schedule == ((0, 1), (2, 2)) and settings.clip.occlusion_prob == ms.OCCLUSION_CLIPS
-    assert load_model(tmp_path / f"{ms.NAME}.safetensors", config=tmp_path / f"{ms.NAME}.config.json")
-    with pytest.raises(SystemExit):
-        ms.main(["--out", str(tmp_path / "bad"), "--steps", "3", "--warmup-steps", "3"])
-    assert "warm-up (3 steps) must be shorter than the run (3 steps)" in capsys.readouterr().err
-    assert not (tmp_path / "bad").exists()
-
-
-def test_training_command_resumes_only_the_run_its_checkpoint_came_from(tmp_path, capsys):
-    """`--resume` with other options would give weights that match no recipe: it is refused, and the
-    checkpoint is kept for a resume with the right options."""
-    from sam2_plugins.train import micro_synthetic as ms
-
-    ckpt = tmp_path / f"{ms.NAME}.ckpt"
-    Trainer(init_model(micro_config(), 0), ms.micro_dataset(), ms.micro_settings(3, 0, warmup=2),
-            checkpoint=ckpt).save_checkpoint()
-    others = (["--warmup-steps", "1"], ["--steps", "4", "--warmup-steps", "2"], ["--warmup-steps", "2", "--seed", "1"],
-              ["--warmup-steps", "2", "--no-restart-lr"], ["--warmup-steps", "2", "--occlusion-clips", "0"],
-              ["--warmup-steps", "2", "--restart-lr-scale", "1"], ["--warmup-steps", "2", "--video-image-share", "0.5"],
-              ["--warmup-steps", "2", "--clip-len", "6"])
-    for other in others:
-        with pytest.raises(SystemExit):
-            ms.main(["--out", str(tmp_path), "--steps", "3", *other, "--resume"])
-        assert "was trained with other settings" in capsys.readouterr().err
-    assert ckpt.is_file() and not (tmp_path / f"{ms.NAME}.safetensors").exists()
-    assert ms.main(["--out", str(tmp_path), "--steps", "3", "--warmup-steps", "2", "--resume"]) == 0
-    assert "resumed from" in capsys.readouterr().out
-    assert (tmp_path / f"{ms.NAME}.safetensors").is_file() and not ckpt.exists()
-
-
-def test_polish_stage_continues_the_main_stage_and_resumes_from_its_saved_weights(tmp_path, capsys):
-    """The recipe's polish trains on after the main schedule from a fresh optimiser. An interrupted
-    run resumes the polish from the main stage's saved weights and gives the uninterrupted run's
-    weights; weights of another recipe are refused."""
-    from safetensors.torch import load_file
-
-    from sam2_plugins.train import micro_synthetic as ms
-
-    tiny = ["--steps", "3", "--warmup-steps", "2", "--data-workers", "0"]
-    assert ms.main(["--out", str(tmp_path / "whole"), *tiny, "--polish-steps", "2", "--polish-clip-len", "5"]) == 0
-    assert sorted(p.name for p in (tmp_path / "whole").iterdir()) == [f"{ms.NAME}.config.json",
-                                                                       f"{ms.NAME}.safetensors"]
-    record = json.loads((tmp_path / "whole" / f"{ms.NAME}.config.json").read_text())["training"]
-    polish = TrainSettings.from_dict(record["polish"]["settings"])
-    assert polish == ms.polish_settings(ms.micro_settings(3, 0, warmup=2), 2, clip_len=5)
-    assert polish.clip.clip_len == 5 and TrainSettings.from_dict(record["settings"]).clip.clip_len == ms.CLIP_LEN
-    assert polish.lr == ms.POLISH_LR and polish.lr_restarts == () and polish.seed == ms.POLISH_SEED_OFFSET
-    assert polish.image_prob_schedule == ((0, ms.VIDEO_PHASE_IMAGE_SHARE), (2, ms.VIDEO_PHASE_IMAGE_SHARE))
-    # departure clips in the polish only: the main stage (and its resumable record) is as before
-    assert polish.clip.exit_prob == ms.EXIT_CLIPS > 0 and TrainSettings.from_dict(record["settings"]).clip.exit_prob == 0
-    assert record["train_seconds"] > record["polish"]["train_seconds"] > 0
-    assert record["polish"]["data"] == {"handoff_movies": ms.HANDOFF_MOVIES} and ms.HANDOFF_MOVIES > 0
-
-    # the main stage alone, then placed where an interrupted run leaves it
-    assert ms.main(["--out", str(tmp_path / "main"), *tiny, "--polish-steps", "0"]) == 0
-    main_only = json.loads((tmp_path / "main" / f"{ms.NAME}.config.json").read_text())["training"]
-    assert "polish" not in main_only
-    parted = tmp_path / "parted"
-    parted.mkdir()
-    for suffix in ("safetensors", "config.json"):
-        (parted / f"{ms.NAME}.main.{suffix}").write_bytes((tmp_path / "main" / f"{ms.NAME}.{suffix}").read_bytes())
-    with pytest.raises(SystemExit):  # those weights come from a 2-step warm-up
-        ms.main(["--out", str(parted), "--steps", "3", "--warmup-steps", "1", "--polish-steps", "2", "--resume"])
-    assert "comes from a run with other settings" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        ms.main(["--out", str(parted), *tiny, "--exit-clips", "1.5", "--resume"])
-    assert "--exit-clips is a share of the polish's video clips, from 0 to 1: got 1.5" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        ms.main(["--out", str(parted), *tiny, "--polish-clip-len", "3", "--resume"])
-    assert "--polish-clip-len must be 4 frames or more, got 3" in capsys.readouterr().err
-    assert ms.main(["--out", str(parted), *tiny, "--polish-steps", "2", "--polish-clip-len", "5", "--resume"]) == 0
-    assert "the main stage is done" in capsys.readouterr().out
-    whole, resumed, main = (load_file(str(tmp_path / d / f"{ms.NAME}.safetensors")) for d in ("whole", "parted", "main"))
-    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
-    assert not all(torch.equal(whole[k], main[k]) for k in whole)  # the polish trained
-    assert not (parted / f"{ms.NAME}.main.safetensors").exists()
-
-
-def test_bundled_micro_synthetic_tracks_held_out_cells():
-    from sam2_plugins.train.evaluate import EVAL_SEED_BASE, evaluate_cells
-
-    model = load_model("micro-synthetic", device="cpu")
-    assert model.config.image_size == 256 and model.config.d_model == 64
-    result = evaluate_cells(model, [EVAL_SEED_BASE + 100, EVAL_SEED_BASE + 101])
-    assert result["tracks"] >= 10
-    # Floor of the shipped model: J 0.88 measured on these seeds (0.86 over the 8-movie evaluation),
-    # 0.84 on the clicked frame, no identity switch in 16 tracks; an image-only model (no trained
-    # memory path) scores 0.03 here, so this proves tracking. In the exported label image: J 0.89,
-    # 0.89 on the clicked frame, no switch (float32 and bfloat16 alike).
-    assert result["J"] > 0.75 and result["J_clicked_frame"] > 0.75, result
-    assert result["switches"] <= 1, result
-    exported = result["label_image"]
-    assert exported["tracks"] == result["tracks"] and exported["J"] > 0.75 and exported["switches"] <= 1, exported
-
-
-def test_bundled_micro_synthetic_follows_held_out_scene_objects():
-    from sam2_plugins.train.evaluate import EVAL_SEED_BASE, evaluate_scenes
-
-    model = load_model("micro-synthetic", device="cpu")
-    result = evaluate_scenes(model, [EVAL_SEED_BASE + 100, EVAL_SEED_BASE + 101])
-    # Floor of the shipped model: J 0.84 measured on these seeds (0.87 over the 8-video evaluation),
-    # 0.93 on the clicked frame. A model that segments the clicked frame and then loses the object
-    # would score about 0.04 (one good frame in 24).
-    assert result["J"] > 0.7 and result["J_clicked_frame"] > 0.8, result
-
-
-def test_non_overlap_memory_keeps_touching_cells_apart():
-    """SAM 2's non_overlap_masks_for_mem_enc: tracks of touching cells stop bleeding into each other."""
-    from sam2_plugins.sample import interior_point
-    from sam2_plugins.synthetic import make_timelapse
-    from sam2_plugins.train.evaluate import EVAL_SEED_BASE, score_tracks
-
-    model = load_model("micro-synthetic", device="cpu")
-    assert model.config.non_overlap_masks_for_mem_enc  # on for this model (off in SAM 2's configs)
-    tl = make_timelapse(EVAL_SEED_BASE + 101, num_frames=20, style="phase")
-    ids = [int(i) for i in np.unique(tl.labels[0]) if i]
-
-    def track(non_overlap: bool) -> tuple[float, int]:
-        masks = {i: np.zeros(tl.labels.shape, bool) for i in ids}
-        with model.open_video(tl.frames, non_overlap_memory=non_overlap) as session:
-            for i in ids:
-                x, y = interior_point(tl.labels[0] == i)
-                session.add_points(0, obj_id=i, points=[[x, y]], labels=[1])
-            for res in session.propagate():
-                for k, oid in enumerate(res.object_ids):
-                    masks[oid][res.frame_index] = res.logits[k] > 0
-        shared = int((sum(m.astype(np.int32) for m in masks.values()) > 1).sum())  # pixels in 2+ masks
-        scores = score_tracks(masks, tl.labels, tl.lineage)
-        return float(np.mean([v for s in scores.values() for v in s.ious])), shared
-
-    j_on, shared_on = track(True)
-    j_off, shared_off = track(False)
-    # measured: J 0.89 vs 0.79, and 1,725 vs 37,311 pixels in more than one mask
-    assert shared_on < 0.3 * shared_off, (shared_on, shared_off)
-    assert j_on > j_off + 0.02, (j_on, j_off)
-
-
-def test_cells_are_also_scored_on_the_label_image_users_export():
-    """The evaluation scores each clicked cell twice: on its own mask, and on the label image the
-    session exports (labels.tif, CTC, napari). There each pixel belongs to one cell, and only to a
-    cell whose own mask claimed it."""
-    from sam2_plugins.synthetic import make_timelapse
-    from sam2_plugins.train.evaluate import EVAL_SEED_BASE, track_clicks
-
-    model = load_model("micro-synthetic", device="cpu")
-    tl = make_timelapse(EVAL_SEED_BASE + 101, num_frames=8, style="phase")
-    tracked = track_clicks(model, tl.frames, tl.labels)
-    assert tracked.masks.keys() == tracked.label_masks.keys() and len(tracked.masks) >= 6
-    owners = sum(m.astype(np.int32) for m in tracked.label_masks.values())
-    claims = sum(m.astype(np.int32) for m in tracked.masks.values())
-    assert owners.max() == 1  # one cell per pixel
-    assert (claims > 1).any()  # the cells' own masks overlap here: the label image had to choose
-    # the label image comes from the session's stored (float16) logits: a pixel may round the other way
-    tolerance = 1e-3 * (claims > 0).sum()
-    assert sum(int((tracked.label_masks[i] & ~tracked.masks[i]).sum()) for i in tracked.masks) <= tolerance
-    assert int(((owners > 0) ^ (claims > 0)).sum()) <= tolerance  # a claimed pixel keeps one owner
-
-
-def test_evaluation_command_prints_both_cell_scores_and_can_turn_the_rule_off(tmp_path, capsys):
-    from sam2_plugins.train.evaluate import main
-
-    out = tmp_path / "results.json"
-    assert main(["--cells", "1", "--scenes", "0", "--overlap", "--json", str(out)]) == 0
-    printed = capsys.readouterr().out
-    assert "label image (as exported): J = " in printed and "non-overlap rule for memories: off" in printed
-    results = json.loads(out.read_text())
-    assert results["non_overlap_memory"] is False  # the model's config has it on: --overlap wins
-    assert results["cells"]["label_image"]["tracks"] == results["cells"]["tracks"] > 0

@@ -4,7 +4,9 @@ the micro recipe that share their image-only warm-up (real engine, no mocks)."""
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +15,10 @@ import torch
 from sam2_plugins.train import ClipSettings, SyntheticCells, Trainer, TrainSettings, sample_clip
 from sam2_plugins.train.events import departures, hidings
 from sam2_plugins.train.feed import draw_indexed_clip
-from sam2_plugins.train.micro_synthetic import init_model, micro_config
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "recipes"))
+import micro_synthetic as ms  # noqa: E402
+from micro_synthetic import init_model, micro_config  # noqa: E402
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -128,8 +133,6 @@ def test_recipe_runs_that_differ_after_the_warm_up_share_it():
     """Options that act once video clips join (occlusion clips, trainer threads, the presence weight of
     absent objects, divided mothers left out, the restart's peak, the single-frame share, the clips'
     length) leave the image-only warm-up as it is: such runs can start from one warm-up's checkpoint."""
-    from sam2_plugins.train import micro_synthetic as ms
-
     runs = {0.0: ms.micro_settings(5, 0, warmup=2, occlusion_clips=0.0, absent_weight=1.0, skip_divided=False,
                                    restart_lr_scale=1.0, video_image_share=0.2),
             1.0: ms.micro_settings(5, 0, warmup=2, occlusion_clips=1.0, absent_weight=4.0, skip_divided=True,
@@ -139,7 +142,8 @@ def test_recipe_runs_that_differ_after_the_warm_up_share_it():
     assert all(s.thread_schedule == ((0, 1), (2, 2)) for s in runs.values())
     weights = {}
     for p, settings in runs.items():
-        trainer = Trainer(ms.init_model(ms.micro_config(), 0), ms.micro_dataset(), settings)
+        trainer = Trainer(ms.init_model(ms.micro_config(), 0), ms.micro_dataset(), settings,
+                          extra_losses=ms.extra_losses())
         for _ in range(2):
             trainer.train_step()
         weights[p] = [t.detach().clone() for t in trainer.model.parameters()]
@@ -168,8 +172,6 @@ def test_data_parallel_recipe_keeps_one_thread_a_core():
     """Two data-parallel processes on the recipe's two cores take one torch thread each, in the
     video phase and the polish too (two each would run four threads on two cores); one process
     keeps the shipped recipe's schedule."""
-    from sam2_plugins.train import micro_synthetic as ms
-
     one, two = ms.micro_settings(5, 0, warmup=2), ms.micro_settings(5, 0, warmup=2, workers=2)
     assert one.thread_schedule == ((0, 1), (2, 2)) and ms.polish_settings(one, 2).thread_schedule == ((0, 2),)
     assert two.thread_schedule == ((0, 1), (2, 1)) and ms.polish_settings(two, 2).thread_schedule == ((0, 1),)

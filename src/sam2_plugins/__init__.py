@@ -1,14 +1,22 @@
-"""sam2-plugins: a fast SAM 2 / SAM 2.1 engine with a video session API."""
+"""sam2-plugins: a fast SAM 2 / SAM 2.1 engine with a video session API.
+
+    model = sam2_plugins.load_model("micro-synthetic")   # a Sam2
+    session = model.open_video("timelapse.tif")
+"""
 
 from .api import build_model, load_model
 from .checkpoints import CheckpointError
 from .config import Sam2Config, official_config, parse_config
+from .engine import Sam2
 from .image_predictor import ImageEmbedding, ImagePrediction
 from .model.sam2 import Sam2Model
+from .prompts import MAX_OBJECT_ID
+from .video import StreamSession, VideoSession, load_session, save_session
 
 __all__ = [
     "load_model",
     "build_model",
+    "Sam2",
     "Sam2Model",
     "Sam2Config",
     "parse_config",
@@ -16,5 +24,10 @@ __all__ = [
     "CheckpointError",
     "ImageEmbedding",
     "ImagePrediction",
+    "MAX_OBJECT_ID",
+    "VideoSession",
+    "StreamSession",
+    "load_session",
+    "save_session",
 ]
 __version__ = "0.1.0"

@@ -1,4 +1,4 @@
-"""``load_model``: from a name or a file to a ready :class:`Sam2Model`."""
+"""``load_model``: from a model name or a checkpoint file to a ready :class:`~sam2_plugins.Sam2`."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from .checkpoints import (
     to_original_layout,
 )
 from .config import OFFICIAL_MODEL_NAMES, Sam2Config, official_config, parse_config
+from .engine import Sam2
 from .hardware import cpu_prefers_bf16
 from .model.sam2 import Sam2Model
 
@@ -74,12 +75,14 @@ def load_model(
     device: "str | torch.device" = "auto",
     dtype: "str | torch.dtype" = "auto",
     image_size: int | None = None,
-) -> Sam2Model:
+) -> Sam2:
     """Load SAM 2 / 2.1 weights by name (``sam2.1-hiera-tiny``, ...; or a bundled model such as
     ``micro-synthetic``) or from a file (.pt/.pth with Meta's layout, .safetensors in Meta's or
     Hugging Face transformers' layout). ``config`` describes a custom or fine-tuned model.
-    ``image_size`` overrides the working resolution (a multiple of 32; e.g. 512 for a 1024 model
-    ran 7.3x faster per frame for hiera-tiny on a 2-core CPU, at some accuracy cost on small objects).
+    ``image_size`` overrides the working resolution (a multiple of 32; e.g. 512 for a 1024 model:
+    several times faster per frame, less accurate on small objects). ``device`` "auto" picks CUDA,
+    then Apple MPS, then the CPU; ``dtype`` "auto" picks bfloat16 where it is faster (see
+    :func:`pick_dtype`).
     """
     name = str(name_or_path)
     bundled = bundled_weights(name)
@@ -107,6 +110,5 @@ def load_model(
     if image_size is not None and image_size != cfg.image_size:
         model = _resized(model, image_size)
     dev = pick_device(device)
-    model.compute_dtype = pick_dtype(dev, dtype)
-    model.checkpoint_path = str(path)
-    return model.to(dev).eval()
+    compute_dtype = pick_dtype(dev, dtype)
+    return Sam2(model.to(dev).eval(), compute_dtype=compute_dtype, weights=str(path))

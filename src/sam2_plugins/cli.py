@@ -21,6 +21,10 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Prompts file (for 'track'):\n" + PROMPTS_HELP,
     )
+    # The running package's own __version__, read from sys.modules (it is always there once this submodule is
+    # imported), so no import statement: nothing that could form a cycle with the package __init__.
+    parser.add_argument("--version", action="version",
+                        version=f"%(prog)s {getattr(sys.modules.get(__package__), '__version__', 'unknown')}")
     sub = parser.add_subparsers(dest="command", required=True)
     track = sub.add_parser(
         "track",
@@ -31,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     track.add_argument("input", help="video file, TIFF stack, image folder, .npy array, or 'sample' (the shipped sample)")
     track.add_argument("--prompts", help="prompts JSON (see below); optional with 'sample'")
     track.add_argument("--out", required=True, help="output folder")
+    track.add_argument("--resume", metavar="SESSION",
+                       help="go on with an interrupted run from its session file (OUT/session.sam2session): "
+                            "its prompts and tracked frames are kept, the remaining frames are tracked")
     track.add_argument("--model", default=DEFAULT_MODEL,
                        help=f"model name (sam2.1-hiera-tiny, ...; default: {DEFAULT_MODEL}, offline) or checkpoint path")
     track.add_argument("--config", help="official-style config (YAML/JSON) for a custom checkpoint")
@@ -90,6 +97,7 @@ def run_track(args: argparse.Namespace) -> int:
     from . import load_model
     from .prompts_file import apply_prompts, read_prompts
     from .sample import sample_paths
+    from .video import load_session
 
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     unknown = sorted(set(formats) - set(FORMATS))
@@ -99,37 +107,69 @@ def run_track(args: argparse.Namespace) -> int:
     if args.input == "sample":
         source, default_prompts = sample_paths()
         prompts_path = prompts_path or default_prompts
-    if prompts_path is None:
+    if args.resume is None and prompts_path is None:
         raise ValueError("--prompts is required (see 'sam2-plugins track --help' for its format)")
-    prompts = read_prompts(prompts_path)
+    if args.resume is not None and not Path(args.resume).is_file():
+        raise FileNotFoundError(f"session file to resume not found: {args.resume}")
+    prompts = None if prompts_path is None else read_prompts(prompts_path)  # resuming: only its lineage
     channels = None if args.channels is None else [int(c) for c in args.channels.split(",")]
+    out = Path(args.out)
+    check_writable(out)
     model = load_model(args.model, config=args.config, device=args.device, dtype=args.dtype,
                        image_size=args.image_size)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    session = model.open_video(source, channels=channels, non_overlap_memory=args.non_overlap)
-    apply_prompts(session, prompts)
+    if args.resume is None:
+        session = model.open_video(source, channels=channels, non_overlap_memory=args.non_overlap)
+        apply_prompts(session, prompts)
+    else:
+        session = load_session(args.resume, model, source, non_overlap_memory=args.non_overlap)
+    parents = prompts.parents if prompts is not None else {}
     cancel = threading.Event()
     dtype = str(model.compute_dtype).removeprefix("torch.")
-    with tqdm(total=None, desc=f"tracking ({model.device.type}, {dtype})", unit="frame", disable=args.quiet) as bar:
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.n = done
-            bar.refresh()
+    done = 0
+    try:
+        with tqdm(total=None, desc=f"tracking ({model.device.type}, {dtype})", unit="frame",
+                  disable=args.quiet) as bar:
+            def progress(count: int, total: int) -> None:
+                nonlocal done
+                done = count
+                bar.total = total
+                bar.n = count
+                bar.refresh()
 
-        for _ in session.propagate_all(progress=progress, cancel=cancel):
-            pass
-    written = export_session(session, out, formats, parents=prompts.parents, fps=args.fps, cancel=cancel)
+            for _ in session.propagate_all(progress=progress, cancel=cancel, resume=args.resume is not None):
+                pass
+    except (KeyboardInterrupt, Exception) as err:
+        written = export_session(session, out, [f for f in formats if f == "labels"] + ["session"])
+        why = "interrupted" if isinstance(err, KeyboardInterrupt) else f"stopped by an error ({err})"
+        print(f"sam2-plugins: {why} after {done} frames; what was tracked is in {', '.join(map(str, written))}. "
+              f"Go on with: sam2-plugins track {args.input} --out {out} --resume {out / SESSION_FILE} "
+              f"(and the same --model)", file=sys.stderr)
+        raise
+    written = export_session(session, out, formats, parents=parents, fps=args.fps, cancel=cancel)
     for path in written:
         print(path)
     return 0
+
+
+SESSION_FILE = "session.sam2session"
+
+
+def check_writable(out: Path) -> None:
+    """Fail now, not after tracking, when the output folder cannot be made or written to."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".sam2-plugins-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise OSError(f"cannot write to the output folder {out}: {err.strerror or err}") from None
 
 
 def export_session(session, out: Path, formats: list[str], *, parents=None, fps: float = 10.0,
                    progress=None, cancel=None) -> list[Path]:
     """Write the chosen exports of a tracked session into ``out``; returns what was written."""
     from . import exports
-    from .session_io import save_session
+    from .video import save_session
 
     labels = exports.session_labels(session) if set(formats) - {"overlay", "session"} else None
     written: list[Path] = []
@@ -149,7 +189,7 @@ def export_session(session, out: Path, formats: list[str], *, parents=None, fps:
         if video is not None:
             written.append(video)
     if "session" in formats:
-        written.append(save_session(session, out / "session.sam2session"))
+        written.append(save_session(session, out / SESSION_FILE))
     return [Path(p) for p in written]
 
 

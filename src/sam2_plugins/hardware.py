@@ -69,7 +69,7 @@ def bf16_beats_fp32(flags: "frozenset[str] | set[str]", vendor: str) -> bool:
     than float32; with AVX512-BF16 on an AMD EPYC, 4x, and tracking 2.2-2.8x. On an Intel Xeon
     (Emerald Rapids) whose AMX a hypervisor hides, leaving AVX512-BF16, bf16 matmuls ran at 0.69x
     float32 and tracking with hiera-tiny at 1024 took 6.84 s a frame in bf16 against 4.66 in
-    float32 (issue 6, stop 30): Intel CPUs without AMX keep float32.
+    float32: Intel CPUs without AMX keep float32.
     """
     if "amx_bf16" in flags:
         return True

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from .lru import ByteLRU
 from .model.common import resize_bilinear
-from .model.sam2 import ImageFeatures, Sam2Model
+from .model.sam2 import ImageFeatures
 from .preprocess import image_to_rgb01, to_model_input
 from .prompts import validate_box, validate_points
+
+if TYPE_CHECKING:
+    from .engine import Sam2
 
 
 @dataclass
 class ImageEmbedding:
-    """Cached encoder output of one image; pass it to :meth:`Sam2Model.predict_image` again and again."""
+    """Cached encoder output of one image; pass it to :meth:`Sam2.predict_image` again and again."""
 
     features: ImageFeatures  # embed already holds the no-memory embedding
     original_size: tuple[int, int]  # (H, W) of the user's image
@@ -31,45 +35,33 @@ class ImagePrediction:
     low_res_logits: np.ndarray  # (K, S/4, S/4) float32, clamped to +-32; feed back as mask_logits
 
 
-class EmbeddingCache:
-    """The last few image embeddings, keyed by a fingerprint of the pixels."""
+class EmbeddingCache(ByteLRU[str, ImageEmbedding]):
+    """The last image embeddings, keyed by a fingerprint of the pixels and of the weights."""
 
-    def __init__(self, capacity: int = 4) -> None:
-        self.capacity = capacity
-        self._items: OrderedDict[str, ImageEmbedding] = OrderedDict()
+    def __init__(self, max_bytes: int = 256 << 20) -> None:
+        super().__init__(max_bytes, lambda emb: emb.features.nbytes)
 
     @staticmethod
-    def key(image: np.ndarray) -> str:
+    def key(image: np.ndarray, weights_version: int) -> str:
         digest = hashlib.blake2b(np.ascontiguousarray(image).view(np.uint8).ravel(), digest_size=16)
-        return f"{image.shape}{image.dtype}{digest.hexdigest()}"
-
-    def get(self, key: str) -> ImageEmbedding | None:
-        item = self._items.get(key)
-        if item is not None:
-            self._items.move_to_end(key)
-        return item
-
-    def put(self, key: str, value: ImageEmbedding) -> None:
-        self._items[key] = value
-        self._items.move_to_end(key)
-        while len(self._items) > self.capacity:
-            self._items.popitem(last=False)
+        return f"{image.shape}{image.dtype}{digest.hexdigest()}@{weights_version}"
 
 
 @torch.inference_mode()
-def embed_image(model: Sam2Model, image: np.ndarray, normalizer=None) -> ImageEmbedding:
+def embed_image(model: "Sam2", image: np.ndarray, normalizer=None) -> ImageEmbedding:
     """Run the image encoder once on ``image`` (see :func:`~sam2_plugins.preprocess.image_to_rgb01`)."""
     rgb = image_to_rgb01(image, normalizer)
+    net = model.network
     with model.precision():
-        pixels = to_model_input(rgb, model.image_size, model.device)
-        feats = model.encode_image(pixels)
-        feats = ImageFeatures(model.without_memory(feats), feats.pos, feats.high_res)
+        pixels = to_model_input(rgb, net.image_size, model.device)
+        feats = net.encode_image(pixels)
+        feats = ImageFeatures(net.without_memory(feats), feats.pos, feats.high_res)
     return ImageEmbedding(feats, (rgb.shape[0], rgb.shape[1]))
 
 
 @torch.inference_mode()
 def predict_image(
-    model: Sam2Model,
+    model: "Sam2",
     image: "np.ndarray | ImageEmbedding",
     *,
     points=None,
@@ -83,16 +75,17 @@ def predict_image(
         emb = image
     else:
         image = np.asarray(image)
-        key = f"{EmbeddingCache.key(image)}@{model.weights_version()}"  # new weights: new embedding
-        emb = model.embedding_cache.get(key)
+        key = EmbeddingCache.key(image, model.network.weights_version())  # new weights: new embedding
+        emb = model.embeddings.get(key)
         if emb is None:
             emb = embed_image(model, image)
-            model.embedding_cache.put(key, emb)
+            model.embeddings.put(key, emb)
+    net = model.network
     h, w = emb.original_size
-    size = model.image_size
+    size = net.image_size
     coords, point_labels = validate_points(points, labels, (h, w))
     box_xyxy = validate_box(box, (h, w))
-    mask_in = _validate_mask_logits(mask_logits, model.sam_prompt_encoder.mask_input_size)
+    mask_in = _validate_mask_logits(mask_logits, net.sam_prompt_encoder.mask_input_size)
     if coords is None and box_xyxy is None and mask_in is None:
         raise ValueError("empty prompt: give points, a box or mask_logits")
     scale = np.array([size / w, size / h], dtype=np.float32)
@@ -107,16 +100,16 @@ def predict_image(
     device = model.device
     feats = emb.features
     with model.precision():
-        prompt = model.sam_prompt_encoder
+        prompt = net.sam_prompt_encoder
         if len(all_labels):
             sparse = prompt.embed_points(
                 torch.as_tensor(all_coords, device=device)[None], torch.as_tensor(all_labels, device=device)[None]
             )
         else:  # a mask prompt alone: no sparse tokens at all
-            sparse = torch.zeros(1, 0, model.hidden_dim, device=device)
+            sparse = torch.zeros(1, 0, net.hidden_dim, device=device)
         mask_t = None if mask_in is None else torch.as_tensor(mask_in, device=device)[None]
         dense = prompt.embed_mask(mask_t, 1)
-        out = model.sam_mask_decoder(feats.embed, prompt.dense_pe(), sparse, dense, multimask, feats.high_res or None)
+        out = net.sam_mask_decoder(feats.embed, prompt.dense_pe(), sparse, dense, multimask, feats.high_res or None)
     low = out.masks.float()[0]  # (K, S/4, S/4)
     logits = resize_bilinear(low[None], (h, w))[0]
     return ImagePrediction(

@@ -27,9 +27,14 @@ def image_to_rgb01(image: np.ndarray, normalizer=None) -> np.ndarray:
     image = np.asarray(image)
     if image.ndim not in (2, 3):
         raise ValueError(f"an image must be (H, W) or (H, W, C); got an array of shape {image.shape}")
-    if image.ndim == 3 and image.shape[2] > 4 and image.shape[0] <= 4:
+    if image.ndim == 3 and image.shape[2] > 4:
+        if image.shape[0] <= 4:
+            raise ValueError(
+                f"image of shape {image.shape} looks channels-first; pass (H, W, C) (e.g. np.moveaxis(img, 0, -1))"
+            )
         raise ValueError(
-            f"image of shape {image.shape} looks channels-first; pass (H, W, C) (e.g. np.moveaxis(img, 0, -1))"
+            f"an image is (H, W) or (H, W, C) with at most 4 channels; got shape {image.shape}: a stack of "
+            f"frames goes to open_video(), and for more channels pick up to three (image[..., [i, j, k]])"
         )
     if image.shape[0] == 0 or image.shape[1] == 0:
         raise ValueError(f"image has zero size: shape {image.shape}")

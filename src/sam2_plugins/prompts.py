@@ -4,6 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 
+MAX_OBJECT_ID = 65535  # every export writes 16-bit label images (TIFF stacks, CTC masks)
+
+
+def validate_object_id(obj_id) -> int:
+    """An object id is an integer from 1 to 65535: 0 is the background of label images, and
+    16-bit label images (the TIFF stack, the Cell Tracking Challenge masks) hold no more."""
+    if isinstance(obj_id, bool) or not isinstance(obj_id, (int, np.integer)):
+        raise ValueError(f"object ids are integers from 1 to {MAX_OBJECT_ID}, got {obj_id!r}")
+    if not 1 <= obj_id <= MAX_OBJECT_ID:
+        raise ValueError(f"object id {obj_id} is out of range: object ids go from 1 to {MAX_OBJECT_ID} "
+                         f"(0 is the background of label images, which are 16-bit)")
+    return int(obj_id)
+
 
 def validate_points(points, labels, size_hw: tuple[int, int]) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Clicks as float32 (N, 2) (x, y) pixels and int32 (N,) labels (1 = object, 0 = background)."""

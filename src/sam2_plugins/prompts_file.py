@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from .prompts import validate_object_id
+
 PROMPTS_HELP = """\
 PROMPTS.json lists the objects to track and what marks them. Each entry is one prompt on one frame:
   {"objects": [
@@ -18,7 +20,7 @@ PROMPTS.json lists the objects to track and what marks them. Each entry is one p
      {"id": 1, "frame": 12, "points": [[70, 44]], "labels": [1]}
    ],
    "parents": {"4": 2}}
-- "id": object id (integer >= 1; it becomes the label value in exports)
+- "id": object id (integer from 1 to 65535; it becomes the label value in exports)
 - "frame": frame index (0-based)
 - "points": (x, y) pixels with "labels" 1 (object) or 0 (background); "box": (x0, y0, x1, y1)
   pixels (may be combined with points); "mask": an image file (non-zero = object), relative to
@@ -72,11 +74,12 @@ def _prompt(path: Path, i: int, e: Any) -> Prompt:
     unknown = set(e) - {"id", "frame", "points", "labels", "box", "mask"}
     if unknown:
         raise ValueError(f"{where} has unknown keys: {', '.join(sorted(unknown))}")
-    for key in ("id", "frame"):
-        if not isinstance(e.get(key), int) or isinstance(e.get(key), bool) or e[key] < 0:
-            raise ValueError(f"{where} needs an integer \"{key}\" >= 0")
-    if e["id"] == 0:
-        raise ValueError(f"{where}: id 0 is the background label; use ids >= 1")
+    if not isinstance(e.get("frame"), int) or isinstance(e.get("frame"), bool) or e["frame"] < 0:
+        raise ValueError(f"{where} needs an integer \"frame\" >= 0")
+    try:
+        validate_object_id(e.get("id"))
+    except ValueError as err:
+        raise ValueError(f"{where}: {err}") from None
     if not any(k in e for k in ("points", "box", "mask")):
         raise ValueError(f"{where} has no \"points\", \"box\" or \"mask\"")
     if "mask" in e and ("points" in e or "box" in e):

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from sam2_plugins.hf_layout import hf_to_original, original_to_hf
+from sam2_plugins.checkpoints.hf_layout import hf_to_original, original_to_hf
 
 DATA = Path(__file__).resolve().parent
 SOURCE = DATA / "micro_reference.safetensors"

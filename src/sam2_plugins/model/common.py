@@ -147,7 +147,7 @@ def apply_rope(x: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
         rotated = torch.view_as_real(torch.view_as_complex(x.float().reshape(shape)) * rotations)
     else:  # the same products, in place in a float32 copy: memory attention's keys 19 -> 3 ms a layer
         rotated = x.to(torch.float32, memory_format=torch.contiguous_format, copy=True).reshape(shape)
-        torch.view_as_complex(rotated).mul_(rotations)  # (tiny at 1024, AMX; issue 6, stop 29)
+        torch.view_as_complex(rotated).mul_(rotations)  # (tiny at 1024, AMX)
     return rotated.reshape(b, h, n, d).type_as(x)
 
 
@@ -166,7 +166,7 @@ def resize_bilinear(x: torch.Tensor, size: tuple[int, int], antialias: bool = Fa
 _CHUNK_BYTES = 16 << 20  # attention-matrix bytes per chunk of queries on CPU (stays in L3: softmax 4x faster than 96 MB)
 # queries per chunk of a large attention: oneDNN's bfloat16 matmuls (AMX, AVX-512) are fastest on row
 # counts that are multiples of 64; 256 rows against 7 memories ran 1.4x faster than the 291 that
-# the byte budget alone gave, and 2x faster than 2,048 rows against one frame (issue 6, stop 26)
+# the byte budget alone gave, and 2x faster than 2,048 rows against one frame
 _CHUNK_ROWS = 256
 
 
@@ -187,7 +187,7 @@ def mix_narrow_values_first(q: torch.Tensor, dropout_p: float = 0.0) -> bool:
     """Whether an attention whose value inputs are narrower than their projection (memories: 64
     against 256) should mix the inputs and project after, on the explicit path: in float32, and in
     bfloat16 except with AMX, where the fused kernel on projected values wins. Float32 memory attention of
-    tiny at 1024 (Xeon without AMX): 2.68-2.77 s against 2.91-3.11 s fused (issue 6, stop 30)."""
+    tiny at 1024 (Xeon without AMX): 2.68-2.77 s against 2.91-3.11 s fused."""
     return chunked_attention(q, dropout_p) and (q.dtype == torch.float32 or not cpu_has_amx())
 
 
@@ -211,8 +211,8 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: floa
     if q.device.type == "cuda":
         with sdpa_kernel(_GPU_ATTENTION):
             return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
-    # AMX, tiny at 1024: the image encoder's global blocks 0.055 s against 0.091 s in pieces (issue 6,
-    # stop 26); float32 without AMX: the image encoder 1.8 s fused against 2.3 s in pieces (stop 30)
+    # AMX, tiny at 1024: the image encoder's global blocks 0.055 s fused against 0.091 s in pieces;
+    # float32 without AMX: the image encoder 1.8 s fused against 2.3 s in pieces
     narrow_values = v.shape[-1] < q.shape[-1]
     pieces_win = narrow_values or (q.dtype == torch.bfloat16 and not cpu_has_amx())
     if not (chunked_attention(q, dropout_p) and pieces_win):

@@ -52,7 +52,7 @@ class PatchEmbed(nn.Module):
         x = self.proj(x).permute(0, 2, 3, 1)  # (B, H/4, W/4, C)
         # inference: tokens laid out channels-last (as the engine's channels-last frames give them), so
         # the first stage's norms, adds and windows read them in order: from NCHW pixels the trunk took
-        # 0.41 s against 0.37 s (tiny at 1024, AMX; issue 6, stop 29). Training keeps its recipe's layout
+        # 0.41 s against 0.37 s (tiny at 1024, AMX). Training keeps its recipe's layout
         return x if torch.is_grad_enabled() else x.contiguous()
 
 

@@ -43,7 +43,7 @@ class FpnNeck(nn.Module):
         level's own projection (one convolution from the trunk's channels instead of two through
         d_model) and the level gets no position code (None); training applies the two in turn
         (its recipe's arithmetic). Tiny at 1024, AMX: neck and heads 15 -> 3 ms on the engine's
-        channels-last frames, ~90 ms less on NCHW pixels (issue 6, stop 29).
+        channels-last frames, ~90 ms less on NCHW pixels.
         """
         n = len(self.convs) - 1
         feats: list[torch.Tensor] = [None] * (n + 1)  # type: ignore[list-item]

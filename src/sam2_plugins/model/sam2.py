@@ -72,7 +72,8 @@ class SamOutput:
 
 
 class Sam2Model(nn.Module):
-    """SAM 2 / 2.1 with Meta's parameter names. Build with :func:`sam2_plugins.load_model`."""
+    """SAM 2 / 2.1 with Meta's parameter names: the network only. :func:`sam2_plugins.load_model`
+    returns it inside a :class:`sam2_plugins.Sam2`."""
 
     def __init__(self, config: Sam2Config) -> None:
         super().__init__()
@@ -282,57 +283,14 @@ class Sam2Model(nn.Module):
         )
 
     def float32_section(self):
-        """Inside :meth:`precision`: run a cheap, rounding-sensitive part (the mask decoder) in float32."""
+        """Inside an autocast region: run a cheap, rounding-sensitive part (the mask decoder) in float32."""
         if torch.is_autocast_enabled(self.device.type):
             return torch.autocast(self.device.type, enabled=False)
         return contextlib.nullcontext()
 
-    # ----------------------------------------------------------------- public API
-    def precision(self):
-        """Context for inference in the model's compute dtype (autocast on CUDA/CPU when not float32)."""
-        dtype = getattr(self, "compute_dtype", torch.float32)
-        if dtype == torch.float32:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=dtype)
-
     def weights_version(self) -> int:
         """Changes whenever a weight is replaced or updated in place (cached results keyed on it)."""
         return tensors_version(self.parameters())
-
-    @property
-    def embedding_cache(self):
-        cache = self.__dict__.get("_embedding_cache")
-        if cache is None:
-            from ..image_predictor import EmbeddingCache
-
-            cache = self.__dict__["_embedding_cache"] = EmbeddingCache()
-        return cache
-
-    def embed_image(self, image, normalizer=None):
-        """Encode one image once; see :func:`sam2_plugins.image_predictor.embed_image`."""
-        from ..image_predictor import embed_image
-
-        return embed_image(self, image, normalizer)
-
-    def predict_image(self, image, *, points=None, labels=None, box=None, mask_logits=None, multimask=False):
-        """Masks for one object in one image; see :func:`sam2_plugins.image_predictor.predict_image`."""
-        from ..image_predictor import predict_image
-
-        return predict_image(
-            self, image, points=points, labels=labels, box=box, mask_logits=mask_logits, multimask=multimask
-        )
-
-    def open_video(self, source, **options):
-        """A :class:`~sam2_plugins.session.VideoSession` over frames from ``source``."""
-        from ..session import VideoSession
-
-        return VideoSession(self, source, **options)
-
-    def open_stream(self, **options):
-        """A :class:`~sam2_plugins.stream.StreamSession` fed frame by frame with ``push``."""
-        from ..stream import StreamSession
-
-        return StreamSession(self, **options)
 
     def compile_parts(self, mode: str | None = None) -> "Sam2Model":
         """Compile the two heavy parts (image encoder, memory attention) with ``torch.compile``.
@@ -345,4 +303,5 @@ class Sam2Model(nn.Module):
         return self
 
     def forward(self, *args, **kwargs):  # pragma: no cover - guide users to the real entry points
-        raise NotImplementedError("use predict_image(), open_video() or sam2_plugins.train")
+        raise NotImplementedError("wrap the network in sam2_plugins.Sam2 (predict_image, open_video) "
+                                  "or train it with sam2_plugins.train")

@@ -92,7 +92,7 @@ class RoPEAttention(Attention):
         """Whether to project values after the attention mix: cheaper when the inputs are narrower,
         on the explicit-matmul path (fused kernels are slower with a value width unlike the keys').
         In bfloat16 with AMX the fused kernel on projected values wins: memory attention of tiny at
-        1024 took 0.44-0.48 s against 0.49-0.51 s mixed first (issue 6, stop 29)."""
+        1024 took 0.44-0.48 s against 0.49-0.51 s mixed first."""
         dropout = self.dropout_p if self.training else 0.0
         return v.shape[-1] < self.internal_dim // self.num_heads and mix_narrow_values_first(q, dropout)
 

@@ -88,6 +88,8 @@ class StreamSource(FrameSource):
     all); reading an older one raises :class:`FrameEvictedError`.
     """
 
+    growing = True
+
     def __init__(self, max_frames_kept: int | None = 64, *, description: str = "stream", **kw: Any) -> None:
         super().__init__(**kw)
         if max_frames_kept is not None and max_frames_kept < 1:

@@ -28,6 +28,7 @@ class FrameSource:
     """
 
     description: str = "frames"
+    growing: bool = False  # frames keep arriving (a live stream): its length is not the video's length
 
     def __init__(self, *, normalizer: IntensityNormalizer | None = None,
                  channels: Sequence[int] | None = None) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from .config_io import config_path_for, save_model
+from ..checkpoints import config_path_for, save_model
 from .data import ClipSettings, MixedDataset, SyntheticCells
 from .folder import FolderDataset
 from .loop import Trainer, TrainSettings
@@ -111,7 +111,7 @@ def finetune(
     dataset = data if mix_synthetic <= 0 else MixedDataset([(data, 1 - mix_synthetic), (SyntheticCells(), mix_synthetic)],
                                                           seed=seed)
     dev = pick_device(device)
-    model = load_model(init, config=init_config, device=dev, dtype="float32")
+    model = load_model(init, config=init_config, device=dev, dtype="float32").network
     if autocast is None:  # bfloat16 where inference would use it: only where it is the faster dtype
         autocast = pick_dtype(dev, "auto") == torch.bfloat16
     settings = TrainSettings(

@@ -13,6 +13,10 @@ With ``per_step_clips`` each clip has a random stream of its own (see :mod:`.fee
 ``Trainer(data_workers=N)`` draws the next clips in N background processes while a step runs;
 any N, 0 included, gives the same run. ``thread_schedule`` sets the trainer's torch threads by
 step (a resumed run too), and ``run`` gives the process its own thread count back at the end.
+
+``Trainer(extra_losses={name: ClipLoss})`` adds losses the caller defines (see
+:class:`~sam2_plugins.train.unroll.ClipLoss`); ``TrainSettings.extra_losses`` holds their
+weights, so the recorded settings still describe the whole run.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +38,7 @@ from ..model.sam2 import Sam2Model
 from .data import Clip, ClipSettings, VideoDataset, draw_clip
 from .feed import ClipFeed, clip_settings_at, draw_indexed_clip
 from .parallel import any_process, average_gradients, broadcast_parameters, gather, world
-from .unroll import PromptSettings, plan_clip, unroll_clip
+from .unroll import ClipLoss, PromptSettings, plan_clip, unroll_clip
 
 ProgressFn = Callable[[int, int, dict], Any]
 
@@ -61,15 +65,14 @@ class TrainSettings:
     loss_size: int | None = None  # side of the mask loss (None: model input size, as SAM 2)
     # single-frame step chance: ((step, prob), ...) breakpoints, linear in between (None: clip.image_prob)
     image_prob_schedule: tuple[tuple[int, float], ...] | None = None
-    attn_aux_weight: float = 0.0  # from-scratch warm-up: click-attention loss weight (see attn_aux) ...
-    attn_aux_steps: int = 0  # ... decaying linearly to 0 over this many steps
-    instance_aux_weight: float = 0.0  # dense instance-grouping loss on the image features (see instance_aux) ...
-    instance_aux_steps: int = 0  # ... decaying linearly to 0 over this many steps (0: constant)
-    # extra focal weight on other instances' pixels (masks spilling into touching cells); from scratch
-    # at 4.0 it halved that spill but made masks timid: lower J on the held-out movies
+    # ((name, weight, steps), ...): weight of each loss given by Trainer(extra_losses=), decaying
+    # linearly to 0 over ``steps`` steps (0: constant); a loss of weight 0 is not computed
+    extra_losses: tuple[tuple[str, float, int], ...] = ()
+    # extra focal weight on other instances' pixels: a mask spilling into a touching cell costs
+    # more than one spilling into background
     neighbour_weight: float = 0.0
-    # presence-loss weight where the object is absent (SAM 2: 1.0): once divided mothers leave the
-    # losses (ClipSettings.skip_divided), the absent frames left (exits, hidings) are few
+    # presence-loss weight where the object is absent (SAM 2: 1.0): raising it matters where few
+    # absent frames are left in the losses (ClipSettings.skip_divided leaves divided mothers out)
     absent_weight: float = 1.0
     focal_alpha: float = 0.25  # SAM 2's focal alpha ...
     focal_alpha_start: float | None = None  # ... reached from this value (from-scratch warm-up) ...
@@ -94,11 +97,33 @@ class TrainSettings:
         d = dict(d)
         clip = ClipSettings(**d.pop("clip", {}))
         prompts = PromptSettings(**d.pop("prompts", {}))
+        d["extra_losses"] = tuple(tuple(e) for e in d.get("extra_losses", ())) + _flat_extra_losses(d)
         d["lr_restarts"] = tuple(d.get("lr_restarts", ()))
         d["thread_schedule"] = tuple(tuple(p) for p in d.get("thread_schedule", ()))
         if d.get("image_prob_schedule") is not None:
             d["image_prob_schedule"] = tuple(tuple(p) for p in d["image_prob_schedule"])
         return cls(clip=clip, prompts=prompts, **d)
+
+
+# Records and checkpoints of the micro recipe name its two extra losses' weights as flat fields: read
+# them as entries of ``extra_losses`` (an "attn_aux" weight without steps was off, an "instance" one
+# constant), so the shipped weights' record and its checkpoints still load and compare equal.
+_FLAT_EXTRA_LOSSES = (("attn_aux", "attn_aux_weight", "attn_aux_steps", False),
+                      ("instance", "instance_aux_weight", "instance_aux_steps", True))
+
+
+def _flat_extra_losses(d: dict[str, Any]) -> tuple[tuple[str, float, int], ...]:
+    out = []
+    for name, weight_key, steps_key, constant_without_steps in _FLAT_EXTRA_LOSSES:
+        weight, steps = float(d.pop(weight_key, 0.0)), int(d.pop(steps_key, 0))
+        if weight > 0 and (steps or constant_without_steps):
+            out.append((name, weight, steps))
+    return tuple(out)
+
+
+def extra_loss_weight(step: int, weight: float, steps: int) -> float:
+    """The weight of an extra loss at ``step``: ``weight`` decaying linearly to 0 over ``steps`` (0: constant)."""
+    return weight * max(0.0, 1.0 - step / steps) if steps else weight
 
 
 def checkpoint_record(path: str | Path) -> tuple[TrainSettings, dict | None]:
@@ -174,10 +199,18 @@ def _param_groups(model: Sam2Model, s: TrainSettings) -> list[dict]:
 class Trainer:
     """Trains a :class:`Sam2Model` on clips drawn from a :class:`VideoDataset`. ``data_note`` (a
     JSON-able description of the dataset's options) is saved with the checkpoint, and a checkpoint
-    with another note is refused: its weights would belong to no single dataset."""
+    with another note is refused: its weights would belong to no single dataset. ``extra_losses``:
+    :class:`~sam2_plugins.train.unroll.ClipLoss` hooks by name, weighted as ``settings.extra_losses``
+    says (every weighted name needs a hook); each step reports every one's value under its name."""
 
     def __init__(self, model: Sam2Model, dataset: VideoDataset, settings: TrainSettings,
-                 checkpoint: str | Path | None = None, data_workers: int = 0, data_note: dict | None = None) -> None:
+                 checkpoint: str | Path | None = None, data_workers: int = 0, data_note: dict | None = None,
+                 extra_losses: Mapping[str, ClipLoss] | None = None) -> None:
+        missing = [name for name, _, _ in settings.extra_losses if name not in (extra_losses or {})]
+        if missing:
+            raise ValueError(f"the settings weigh extra losses that were not given: {', '.join(missing)} "
+                             "(pass them as Trainer(extra_losses={name: ClipLoss}))")
+        self.extra_losses = dict(extra_losses or {})
         if data_workers < 0:
             raise ValueError(f"data_workers must be 0 or more, got {data_workers}")
         if data_workers and not settings.per_step_clips:
@@ -223,22 +256,25 @@ class Trainer:
             clip = self._draw(self.step * s.clips_per_step + i)
             plan = plan_clip(clip.gt.shape[0], self.rng, s.prompts)
             gen = torch.Generator(device=device).manual_seed(int(self.rng.integers(2**62)))
-            aux_w = s.attn_aux_weight * max(0.0, 1.0 - self.step / s.attn_aux_steps) if s.attn_aux_steps else 0.0
-            inst_w = s.instance_aux_weight * (max(0.0, 1.0 - self.step / s.instance_aux_steps)
-                                              if s.instance_aux_steps else 1.0)
+            weights = {name: extra_loss_weight(self.step, weight, steps) for name, weight, steps in s.extra_losses}
+            active = {name: self.extra_losses[name] for name, w in weights.items() if w > 0}
+            needs_labels = s.neighbour_weight > 0 or any(hook.uses_labels for hook in active.values())
             res = unroll_clip(model, clip.pixels.to(device), clip.gt.to(device), plan, s.prompts, gen, self.rng,
                               ptr_frames=s.ptr_frames, autocast=s.autocast, loss_size=s.loss_size,
-                              attn_aux=aux_w > 0, focal_alpha=self._focal_alpha(), object_clip=clip.object_clip,
-                              labels=clip.labels.to(device) if inst_w > 0 or s.neighbour_weight > 0 else None,
-                              instance_aux=inst_w > 0, neighbour_weight=s.neighbour_weight,
-                              absent_weight=s.absent_weight,
-                              unscored=None if clip.unscored is None else clip.unscored.to(device))
-            loss = (res.loss.total + aux_w * res.aux + inst_w * res.instance) / s.clips_per_step
+                              focal_alpha=self._focal_alpha(), object_clip=clip.object_clip,
+                              labels=clip.labels.to(device) if needs_labels else None,
+                              neighbour_weight=s.neighbour_weight, absent_weight=s.absent_weight,
+                              unscored=None if clip.unscored is None else clip.unscored.to(device),
+                              extra_losses=active)
+            loss = res.loss.total
+            for name, value in res.extra.items():
+                loss = loss + weights[name] * value
+            loss = loss / s.clips_per_step
             if loss.requires_grad:  # False when every frame of the clip was given its GT mask
                 loss.backward()
             values = res.loss.as_floats()
-            values["attn_aux"] = float(res.aux.detach())
-            values["instance"] = float(res.instance.detach())
+            for name in weights:
+                values[name] = float(res.extra[name].detach()) if name in res.extra else 0.0
             values["miou"] = _mean_iou(res.masks, clip.gt)
             values["frames"] = float(clip.gt.shape[0])
             for k, v in values.items():
@@ -354,7 +390,7 @@ class Trainer:
                              f"resume it with the same number (this run has {self.world_size})")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        for group in self.optimizer.param_groups:  # checkpoints written before foreach name None
+        for group in self.optimizer.param_groups:  # a checkpoint's groups may name foreach None: keep ours
             group["foreach"] = True
         self.step = int(state["step"])
         self.seconds = float(state.get("seconds", 0.0))
@@ -366,7 +402,7 @@ def _mean_iou(masks: list[torch.Tensor], gt: torch.Tensor) -> float:
     """Mean IoU of the final predictions of a clip over (frame, object) pairs with a present object."""
     pred = torch.stack([m.to(gt.device) > 0 for m in masks]).flatten(2)  # (T, B, S * S)
     gt = gt.flatten(2)
-    # int32 counts: a sum over bools in the default int64 took 2.5x as long (video steps: ~25 ms)
+    # int32 counts: a sum over bools in the default int64 takes 2.5x as long (video steps: ~25 ms)
     inter = (pred & gt).sum(-1, dtype=torch.int32)
     gt_area = gt.sum(-1, dtype=torch.int32)
     union = pred.sum(-1, dtype=torch.int32) + gt_area - inter

@@ -4,7 +4,7 @@ A randomly initialised mask decoder cannot tell where a click is: its prompt tok
 image only through attention whose query/key projections are random, so the attention of an
 image token to the click token does not depend on their distance, and the masks a click
 produces carry no trace of its position. Gradient descent then sits on a long plateau
-(hundreds to thousands of steps even for "a disk around the click"). Three choices remove it:
+(hundreds to thousands of steps even for "a disk around the click"). These choices remove it:
 
 * the prompt encoder's random Fourier frequencies (a buffer) are drawn at a smaller scale,
   so that every frequency is low and any pair of them gives a unimodal kernel over the image;
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import torch
 
-from ..model.sam2 import Sam2Model
+from sam2_plugins.model.sam2 import Sam2Model
 
 
 @torch.no_grad()

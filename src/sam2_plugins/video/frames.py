@@ -7,8 +7,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import torch
 
-from .preprocess import to_model_input
-from .sources import FrameSource
+from ..preprocess import to_model_input
+from ..sources import FrameSource
 
 
 class FrameLoader:

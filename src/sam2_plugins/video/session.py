@@ -9,10 +9,7 @@
 Frames are read and preprocessed on demand (with a small prefetch), encoder features live
 in a byte-bounded LRU cache (``feature_cache_mb``), and per-frame memories in a byte-bounded
 pool that spills to disk (``memory_mb``; what the last two frames read stays in RAM even
-beyond it, as many objects at full resolution need: 64 objects of tiny read ~350 MB a frame).
-Tracking reads only the last few frames' memories, so the default pool is small: older
-records come back from disk only around a correction (a click on their frame, or a
-propagation that starts next to it: a few small files).
+beyond it). Tracking reads only the last few frames' memories, so the default pool is small.
 
 ``non_overlap_memory`` (default: the model config's ``non_overlap_masks_for_mem_enc``) gives
 each pixel to at most one object in what the memory encoder sees, so touching objects (cells
@@ -22,24 +19,35 @@ masks are those its decoder made, and the rule acts through the frames that foll
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 import torch
 
-from .cancel import is_cancelled
+from ..cancel import is_cancelled
+from ..config import Sam2Config
+from ..intensity import IntensityNormalizer
+from ..model.common import resize_bilinear
+from ..model.sam2 import NO_OBJ_SCORE, ImageFeatures
+from ..prompts import validate_box, validate_mask, validate_object_id, validate_points
+from ..sources import FrameSource, open_source
 from .frames import FrameLoader
-from .memory import FeatureCache, FrameOutput, SpillPool, return_freed_memory
-from .model.common import resize_bilinear
-from .model.sam2 import NO_OBJ_SCORE, ImageFeatures, Sam2Model
-from .prompts import validate_box, validate_mask, validate_points
+from .lineage import Lineage
+from .memory_select import memory_reach
+from .passes import PassProgress
 from .results import FrameResult, ResultStore
-from .sources import StreamSource, open_source
-from .tracker import ObjectTrack, PointPrompt, Tracker
+from .stores import FeatureCache, FrameOutput, SpillPool, return_freed_memory
+from .track import ObjectTrack, PointPrompt, box_corners, mask_input
+from .tracker import Tracker
+
+if TYPE_CHECKING:
+    from ..engine import Sam2
 
 ProgressFn = Callable[[int, int], Any]
 
 MB = 1 << 20
+ENDLESS = 1 << 30  # a live stream's length, for SAM 2's pointer window: a long video
 
 
 class VideoSession:
@@ -47,7 +55,7 @@ class VideoSession:
 
     def __init__(
         self,
-        model: Sam2Model,
+        model: "Sam2",
         source: Any,
         *,
         normalizer=None,
@@ -59,27 +67,49 @@ class VideoSession:
         non_overlap_memory: bool | None = None,
     ) -> None:
         self.model = model
-        if isinstance(source, StreamSource):
-            self.source = source  # frames arrive later (see sam2_plugins.stream)
-            self.height = self.width = None
+        if isinstance(source, FrameSource) and source.growing:
+            self.source = source  # frames arrive later (see sam2_plugins.video.stream)
         else:
             self.source = open_source(source, normalizer=normalizer, channels=channels)
             if self.source.num_frames == 0:
                 raise ValueError(f"{self.source.description} has no frames")
-            self.height, self.width = self.source.height, self.source.width
         self.feature_cache = FeatureCache(int(feature_cache_mb * MB))
         self.pool = SpillPool(int(memory_mb * MB), spill_dir)
         self.loader = FrameLoader(self.source, model.image_size, model.device, prefetch)
-        self.tracker = Tracker(model, self._features, lambda: self.num_frames, self.pool)
+        self.tracker = Tracker(model.network, self._features, self._memory_horizon, self.pool)
         if non_overlap_memory is not None:  # default: the model config's non_overlap_masks_for_mem_enc
             self.tracker.non_overlap_memory = bool(non_overlap_memory)
         self.results = ResultStore(self.height, self.width)
         self.tracks: dict[int, ObjectTrack] = {}
+        self.lineage = Lineage()
+        self.progress: PassProgress | None = None
 
     # ------------------------------------------------------------------ basics
     @property
     def num_frames(self) -> int:
         return self.source.num_frames
+
+    @property
+    def height(self) -> int | None:
+        """Frame height in pixels (None for a live stream before its first frame)."""
+        return self.source.height if self.source.num_frames else None
+
+    @property
+    def width(self) -> int | None:
+        return self.source.width if self.source.num_frames else None
+
+    @property
+    def non_overlap_memory(self) -> bool:
+        """Each pixel belongs to at most one object in what the tracker remembers (see module docs)."""
+        return self.tracker.non_overlap_memory
+
+    @non_overlap_memory.setter
+    def non_overlap_memory(self, value: bool) -> None:
+        self.tracker.non_overlap_memory = bool(value)
+
+    def _memory_horizon(self) -> int:
+        """The video's length as SAM 2's pointer window sees it."""
+        return ENDLESS if self.source.growing else self.num_frames
 
     @property
     def object_ids(self) -> list[int]:
@@ -113,19 +143,15 @@ class VideoSession:
             raise KeyError(f"unknown object id {obj_id}; objects are {self.object_ids}")
         return obj_id
 
-    @staticmethod
-    def _check_new_id(obj_id: Any) -> int:
-        if isinstance(obj_id, bool) or not isinstance(obj_id, (int, np.integer)) or obj_id < 0:
-            raise ValueError(f"object ids are non-negative integers, got {obj_id!r}")
-        return int(obj_id)
-
     def _features(self, frame: int) -> ImageFeatures:
         feats = self.feature_cache.get(frame)
         if feats is None:
             pixels = self.loader.get(frame)
             with torch.inference_mode(), self.model.precision():
-                feats = self.model.encode_image(pixels)
+                feats = self.model.network.encode_image(pixels)
             self.feature_cache.put(frame, feats)
+            if self.results.height is None:
+                self.results.set_frame_size(self.height, self.width)
         return feats
 
     # ------------------------------------------------------------------ prompts
@@ -135,7 +161,7 @@ class VideoSession:
         Replaces that object's earlier clicks on the frame unless ``clear=False``. Returns the
         masks of every object on the frame.
         """
-        frame, obj_id = self._check_frame(frame), self._check_new_id(obj_id)
+        frame, obj_id = self._check_frame(frame), validate_object_id(obj_id)
         coords, labs = validate_points(points, labels, (self.height, self.width))
         if coords is None:
             raise ValueError("no points given: pass at least one (x, y) click")
@@ -143,39 +169,33 @@ class VideoSession:
 
     def add_box(self, frame: int, obj_id: int, box, *, points=None, labels=None) -> FrameResult:
         """A box (x0, y0, x1, y1) in pixels, optionally with clicks, for one object on one frame."""
-        frame, obj_id = self._check_frame(frame), self._check_new_id(obj_id)
+        frame, obj_id = self._check_frame(frame), validate_object_id(obj_id)
         box_xyxy = validate_box(box, (self.height, self.width))
         coords, labs = validate_points(points, labels, (self.height, self.width))
-        all_coords = box_xyxy.reshape(2, 2)
-        all_labels = np.array([2, 3], np.int32)
-        if coords is not None:
-            all_coords, all_labels = np.concatenate([all_coords, coords]), np.concatenate([all_labels, labs])
-        return self._add_point_prompt(frame, obj_id, all_coords, all_labels, True)
+        return self._add_point_prompt(frame, obj_id, *box_corners(box_xyxy, coords, labs), True)
 
     def _add_point_prompt(self, frame, obj_id, coords: np.ndarray, labels: np.ndarray, clear: bool) -> FrameResult:
-        size = self.model.image_size
-        scale = torch.tensor([size / self.width, size / self.height], dtype=torch.float32)
-        new = PointPrompt(torch.as_tensor(coords)[None] * scale, torch.as_tensor(labels, dtype=torch.int32)[None])
+        new = PointPrompt.from_pixels(coords, labels, (self.height, self.width), self.model.image_size)
         track = self.tracks.get(obj_id)
         if not clear and track is not None and frame in track.points:
-            old = track.points[frame]
-            new = PointPrompt(torch.cat([old.coords, new.coords], 1), torch.cat([old.labels, new.labels], 1))
+            new = track.points[frame].extended(new)
         return self._run_prompt(frame, obj_id, points=new)
 
     def add_mask(self, frame: int, obj_id: int, mask) -> FrameResult:
         """A mask (H, W) (bool or 0/1) for one object on one frame."""
-        frame, obj_id = self._check_frame(frame), self._check_new_id(obj_id)
-        m = torch.as_tensor(validate_mask(mask, (self.height, self.width)), dtype=torch.float32)[None, None]
-        size = self.model.image_size
-        if m.shape[-2:] != (size, size):
-            m = (resize_bilinear(m, (size, size), antialias=True) >= 0.5).float()
+        frame, obj_id = self._check_frame(frame), validate_object_id(obj_id)
+        m = mask_input(validate_mask(mask, (self.height, self.width)), self.model.image_size)
         return self._run_prompt(frame, obj_id, mask=m.to(self.model.device))
 
     @torch.inference_mode()
     def _run_prompt(self, frame: int, obj_id: int, *, points: PointPrompt | None = None,
-                    mask: torch.Tensor | None = None) -> FrameResult:
+                    mask: torch.Tensor | None = None, first_frame: int | None = None) -> FrameResult:
+        track = self.tracks.get(obj_id)
+        if track is not None and not track.alive(frame):
+            raise ValueError(f"object {obj_id} lives on frames {track.first_frame or 0}.."
+                             f"{'' if track.last_frame is None else track.last_frame}: no prompt on frame {frame}")
         self._features(frame)  # read + encode first: a bad frame fails before any state changes
-        track = self.tracks.get(obj_id) or self.tracker.new_track(obj_id)
+        track = track or self.tracker.new_track(obj_id, first_frame)
         is_init = frame not in track.tracked
         reverse = track.tracked.get(frame, False)
         prev_logits = None
@@ -183,22 +203,13 @@ class VideoSession:
             prev = track.latest_output(frame)
             if prev is not None:
                 prev_logits = prev.pred_masks.to(self.model.device).clamp(-32.0, 32.0)
-        device = self.model.device
         with self.model.precision():
             (out,) = self.tracker.step(
                 [track], frame, is_init_cond_frame=is_init, reverse=reverse, run_mem_encoder=False,
-                points=None if points is None else PointPrompt(points.coords.to(device), points.labels.to(device)),
-                mask=mask, prev_logits=prev_logits,
+                points=None if points is None else points.to(self.model.device), mask=mask, prev_logits=prev_logits,
             )
-        # commit
         self.tracks[obj_id] = track
-        if points is not None:
-            track.points[frame] = points
-            track.masks.pop(frame, None)
-        else:
-            track.masks[frame] = mask
-            track.points.pop(frame, None)
-        track.pending[frame] = out
+        track.set_prompt(frame, out, points=points, mask=mask)
         self.results.put(frame, obj_id, out.pred_masks, out.object_score_logits.item())
         return self._frame_result(frame)
 
@@ -224,8 +235,10 @@ class VideoSession:
     def remove_object(self, obj_id: int) -> None:
         """Forget an object: its prompts, memories and results."""
         track = self.tracks.pop(self._check_object(obj_id))
-        track.non_cond.clear()
+        track.release()
         self.results.drop_object(obj_id)
+        self.lineage.forget(obj_id)
+        self.progress = None
 
     def clear_prompts(self, frame: int | None = None, obj_id: int | None = None) -> None:
         """Remove prompts on one frame (or all frames) of one object (or all objects).
@@ -240,15 +253,9 @@ class VideoSession:
             track = self.tracks[oid]
             frames = [frame] if frame is not None else sorted(track.prompted_frames() | set(track.pending))
             for f in frames:
-                track.points.pop(f, None)
-                track.masks.pop(f, None)
-                track.pending.pop(f, None)
-                out = track.cond.pop(f, None)
-                if out is not None:
-                    track.non_cond[f] = out
-                    track.tracked.pop(f, None)
-                else:
+                if not track.clear_prompt(f):
                     self.results.drop_frame(f, oid)
+            self.progress = None
             if not track.prompted_frames():
                 self.remove_object(oid)
 
@@ -257,6 +264,7 @@ class VideoSession:
         for oid in self.object_ids:
             self.remove_object(oid)
         self.results.clear()
+        self.lineage.clear()
 
     # ------------------------------------------------------------------ propagation
     @torch.inference_mode()
@@ -275,12 +283,10 @@ class VideoSession:
                 todo = outs if exclusive else [o for o in outs if o.maskmem_features is None]
                 if todo:
                     self.tracker.encode_prompted(frame, todo)
+            if prompted:
+                self.progress = None  # new prompts: an earlier propagation's frames are stale
             for track in self.tracks.values():
-                for frame, out in sorted(track.pending.items()):
-                    track.cond[frame] = out
-                track.pending.clear()
-                for frame in track.cond:
-                    track.non_cond.pop(frame, None)
+                track.commit()
 
     def propagate(
         self,
@@ -303,26 +309,31 @@ class VideoSession:
         if max_frames is not None and (not isinstance(max_frames, (int, np.integer)) or max_frames < 0):
             raise ValueError(f"max_frames must be a non-negative integer, got {max_frames!r}")
         self._consolidate_prompts()
+        self.progress = None  # only propagate_all keeps a resumable record
         order = self._processing_order(start, reverse, max_frames)
         return self._propagate(order, reverse, progress, cancel)
 
-    def propagate_all(self, *, onward_only: bool = False, progress: ProgressFn | None = None,
+    def propagate_all(self, *, onward_only: bool = False, resume: bool = False, progress: ProgressFn | None = None,
                       cancel: Any = None) -> Iterator[FrameResult]:
         """Forward from the earliest prompted frame to the end, then backward from it to frame 0.
 
         ``onward_only=True`` re-tracks only from the earliest frame prompted since the last
         propagation onward (an approximation: earlier frames keep their masks).
+        ``resume=True`` goes on with an interrupted (cancelled, or saved and reloaded)
+        ``propagate_all`` where it stopped, when no prompt changed since: the frames it tracks
+        then are those an uninterrupted run would have tracked, with the same masks.
         """
         pending = [f for t in self.tracks.values() for f in t.pending]
         tracked_before = any(t.tracked for t in self.tracks.values())
         self._consolidate_prompts()
         if onward_only and pending and tracked_before:
-            orders = [(self._processing_order(min(pending), False, None), False)]
+            self.progress = None
+            passes = [(self._processing_order(min(pending), False, None), False)]
         else:
-            first = min(f for t in self.tracks.values() for f in t.cond)
-            orders = [(self._processing_order(first, False, None), False),
-                      (self._processing_order(first, True, None), True)]
-        total = sum(len(o) for o, _ in orders)
+            if not (resume and self.progress is not None):
+                self.progress = PassProgress.start(min(f for t in self.tracks.values() for f in t.cond))
+            passes = self.progress.passes(self.num_frames)
+        total = sum(len(order) for order, _ in passes)
         done = 0
 
         def step_progress(_d, _t):
@@ -331,7 +342,7 @@ class VideoSession:
             if progress is not None:
                 progress(done, total)
 
-        for order, rev in orders:
+        for order, rev in passes:
             if is_cancelled(cancel):
                 return
             yield from self._propagate(order, rev, step_progress, cancel)
@@ -352,29 +363,111 @@ class VideoSession:
             if is_cancelled(cancel):
                 return
             self.loader.prefetch([f for f in order[done : done + self.loader.depth] if f not in self.feature_cache])
-            yield self._track_frame(frame, reverse)
+            result = self._track_frame(frame, reverse)
+            if self.progress is not None:  # the frame is done: an interrupted run goes on after it
+                self.progress.advance(frame, reverse)
+            yield result
             if progress is not None:
                 progress(done, total)
 
     @torch.inference_mode()
     def _track_frame(self, frame: int, reverse: bool) -> FrameResult:
-        todo = [t for t in self.tracks.values() if frame not in t.cond]
+        alive = [t for t in self.tracks.values() if t.alive(frame)]
+        todo = [t for t in alive if frame not in t.cond]
+        outs_by_track: dict[int, FrameOutput] = {}
         if todo:
             with self.model.precision():
                 outs = self.tracker.step(todo, frame, is_init_cond_frame=False, reverse=reverse, run_mem_encoder=True)
-            for track, out in zip(todo, outs):
-                track.non_cond[frame] = out
-        outs = []
+            outs_by_track = {t.obj_id: out for t, out in zip(todo, outs)}
+        outs: list[FrameOutput | None] = []
         for track in self.tracks.values():
-            track.tracked[frame] = reverse
-            outs.append(track.cond[frame] if frame in track.cond else track.non_cond[frame])
+            out = outs_by_track.get(track.obj_id)
+            if track.alive(frame):
+                track.record_tracked(frame, reverse, out)
+                out = out if out is not None else track.cond[frame]
+            outs.append(out)
         lows = self._low_res(outs)
-        scores = torch.cat([o.object_score_logits.reshape(1).to(lows.device) for o in outs]).float().tolist()
+        absent = torch.full((1,), NO_OBJ_SCORE, device=lows.device)
+        scores = torch.cat([absent if o is None else o.object_score_logits.reshape(1).to(lows.device)
+                            for o in outs]).float().tolist()
         # one copy to the host for all objects (not one wait for the GPU per object)
-        for track, low, score in zip(self.tracks.values(), lows.cpu().numpy(), scores):
-            self.results.put(frame, track.obj_id, low, score)
+        for track, low, score, out in zip(self.tracks.values(), lows.cpu().numpy(), scores, outs):
+            if out is None:
+                self.results.drop_frame(frame, track.obj_id)
+            else:
+                self.results.put(frame, track.obj_id, low, score)
         return_freed_memory()  # each tracked frame, also in streaming sessions
         return self._frame_result(frame, lows)
+
+    def forget_before(self, frame: int, *, keep_results: int) -> None:
+        """Drop what tracking onward from ``frame`` can no longer read (tracked memories older than
+        SAM 2's reach) and results of frames more than ``keep_results`` before it."""
+        reach = memory_reach(self.model.config)
+        for track in self.tracks.values():
+            track.forget_before(frame - reach, frame - keep_results)
+        for f in [f for f in self.results.frames() if f < frame - keep_results]:
+            for oid in self.results.object_ids_on(f):
+                self.results.drop_frame(f, oid)
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        """Everything the user made: ``{"meta": JSON-able description, "tensors": {key: tensor}}``.
+
+        Prompts, prompted frames' outputs and memories, results, options, the intensity
+        normalisation, and what an interrupted :meth:`propagate_all` needs to go on.
+        """
+        size = self.model.image_size
+        scale = (self.width / size, self.height / size)
+        keep = set() if self.progress is None else self.progress.memories_to_keep(
+            self.num_frames, memory_reach(self.model.config))
+        tensors: dict[str, torch.Tensor] = {}
+        objects = []
+        for track in self.tracks.values():
+            record, track_tensors = track.to_record(scale, keep)
+            objects.append(record)
+            tensors.update(track_tensors)
+        tensors.update(self.results.state_dict())
+        meta = {
+            "model": {"checkpoint": self.model.weights, "config": self.model.config.to_dict()},
+            "video": {"description": self.source.description, "num_frames": self.num_frames,
+                      "height": self.height, "width": self.width},
+            "normalizer": self.normalizer.to_dict(),
+            "tracking": {"non_overlap_memory": self.tracker.non_overlap_memory},
+            "objects": objects,
+            "progress": None if self.progress is None else asdict(self.progress),
+        }
+        return {"meta": meta, "tensors": tensors}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict` into this session (opened on the same video with the same
+        model); every check is made before anything changes."""
+        meta, tensors = state["meta"], state["tensors"]
+        saved = Sam2Config.from_dict(meta["model"]["config"]).to_dict()
+        ours = self.model.config.to_dict()
+        diff = {k for k, v in saved.items() if k != "name" and ours.get(k) != v}
+        if diff:
+            raise ValueError(f"made with a different model (config differs in: {', '.join(sorted(diff))})")
+        video = meta["video"]
+        if (self.num_frames, self.height, self.width) != (video["num_frames"], video["height"], video["width"]):
+            raise ValueError(
+                f"belongs to a video of {video['num_frames']} frames of {video['width']}x{video['height']}, "
+                f"not {self.source.description} ({self.num_frames} frames of {self.width}x{self.height})"
+            )
+        tracks = {}
+        for record in meta["objects"]:
+            validate_object_id(record["id"])
+            tracks[int(record["id"])] = ObjectTrack.from_record(record, tensors, self.pool.new_dict(),
+                                                                self.model.device)
+        normalizer = IntensityNormalizer.from_dict(meta["normalizer"])
+        self.reset()
+        if normalizer.to_dict() != self.normalizer.to_dict():
+            self.source.normalizer = normalizer
+            self.feature_cache.clear()
+        self.tracks.update(tracks)
+        self.results.load_state_dict(tensors)
+        self.tracker.non_overlap_memory = bool(meta["tracking"]["non_overlap_memory"])
+        progress = meta.get("progress")
+        self.progress = None if progress is None else PassProgress(**progress)
 
     # ------------------------------------------------------------------ read-back
     def mask(self, frame: int, obj_id: int) -> np.ndarray | None:

@@ -18,7 +18,6 @@ import itertools
 import os
 import shutil
 import tempfile
-import threading
 from collections import OrderedDict
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field, fields
@@ -26,7 +25,8 @@ from typing import Iterator
 
 import torch
 
-from .model.sam2 import ImageFeatures
+from ..lru import ByteLRU
+from ..model.sam2 import ImageFeatures
 
 
 def _load_malloc_trim():
@@ -57,48 +57,11 @@ def tensor_bytes(t: torch.Tensor | None) -> int:
     return 0 if t is None else t.numel() * t.element_size()
 
 
-class FeatureCache:
-    """Frame index -> :class:`ImageFeatures`, least recently used evicted beyond ``max_bytes``."""
+class FeatureCache(ByteLRU[int, ImageFeatures]):
+    """Frame index -> :class:`ImageFeatures` of recently used frames, bounded in bytes."""
 
     def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self._items: OrderedDict[int, ImageFeatures] = OrderedDict()
-        self._bytes = 0
-        self.hits = 0
-        self.misses = 0
-        self._lock = threading.Lock()
-
-    def get(self, frame: int) -> ImageFeatures | None:
-        with self._lock:
-            item = self._items.get(frame)
-            if item is None:
-                self.misses += 1
-                return None
-            self.hits += 1
-            self._items.move_to_end(frame)
-            return item
-
-    def put(self, frame: int, feats: ImageFeatures) -> None:
-        with self._lock:
-            if frame in self._items:
-                self._bytes -= self._items.pop(frame).nbytes
-            self._items[frame] = feats
-            self._bytes += feats.nbytes
-            while self._bytes > self.max_bytes and len(self._items) > 1:
-                _, old = self._items.popitem(last=False)
-                self._bytes -= old.nbytes
-
-    def __contains__(self, frame: int) -> bool:
-        return frame in self._items
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-            self._bytes = 0
-
-    @property
-    def nbytes(self) -> int:
-        return self._bytes
+        super().__init__(max_bytes, lambda feats: feats.nbytes)
 
 
 _OUTPUT_IDS = itertools.count()

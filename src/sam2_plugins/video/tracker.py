@@ -1,4 +1,4 @@
-"""SAM 2's tracking rules: per-object state, memory selection, and batched per-frame inference.
+"""SAM 2's per-frame inference for a batch of objects of one video.
 
 The rules are those of Meta's ``SAM2VideoPredictor`` with ``add_all_frames_to_correct_as_cond``:
 a prompt on any frame makes it a conditioning frame of that object. Objects that share the
@@ -10,44 +10,17 @@ same frame scores higher, an object's logits are clamped below zero before its m
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
-from .memory import FrameOutput, PointerRecord, SpillDict, SpillPool
-from .model.common import objects_one_at_a_time, resize_bilinear
-from .model.sam2 import ImageFeatures, Sam2Model, SamOutput
-
-
-@dataclass
-class PointPrompt:
-    coords: torch.Tensor  # (1, N, 2) model-input pixels
-    labels: torch.Tensor  # (1, N) int32: 1 object, 0 background, 2/3 box corners
-
-
-@dataclass
-class ObjectTrack:
-    """Everything the session knows about one object."""
-
-    obj_id: int
-    non_cond: SpillDict  # frame -> output of a tracked (unprompted) frame
-    points: dict[int, PointPrompt] = field(default_factory=dict)
-    masks: dict[int, torch.Tensor] = field(default_factory=dict)  # frame -> (1, 1, S, S) mask prompt
-    cond: dict[int, FrameOutput] = field(default_factory=dict)  # prompted frames, memory encoded
-    pending: dict[int, FrameOutput] = field(default_factory=dict)  # prompted since the last propagation
-    tracked: dict[int, bool] = field(default_factory=dict)  # frame -> tracked in reverse?
-
-    def latest_output(self, frame: int) -> FrameOutput | None:
-        """The newest output of this object on a frame, if any."""
-        for store in (self.pending, self.cond, self.non_cond):
-            if frame in store:
-                return store[frame]
-        return None
-
-    def prompted_frames(self) -> set[int]:
-        return set(self.points) | set(self.masks)
+from ..lru import ByteLRU
+from ..model.common import objects_one_at_a_time, resize_bilinear
+from ..model.sam2 import ImageFeatures, Sam2Model, SamOutput
+from .memory_select import pick_memories
+from .stores import FrameOutput, PointerRecord, SpillPool, tensor_bytes
+from .track import ObjectTrack, PointPrompt
 
 
 @dataclass
@@ -56,6 +29,7 @@ class MemoryLayout:
 
     spatial: list[tuple[int, int, FrameOutput]]  # (t_pos, frame, output)
     pointers: list[tuple[int, FrameOutput | PointerRecord]]  # (temporal distance, output or its pointer)
+    max_ptrs: int  # the pointer window (scales the pointers' temporal code)
 
     def key(self) -> tuple:
         return tuple((t, f) for t, f, _ in self.spatial), tuple(d for d, _ in self.pointers)
@@ -75,51 +49,34 @@ class Tracker:
         self.conditioned = ConditionedCache(max_bytes=64 << 20)
         self.non_overlap_memory = bool(self.cfg.non_overlap_masks_for_mem_enc)
 
-    def new_track(self, obj_id: int) -> ObjectTrack:
-        return ObjectTrack(obj_id, self.pool.new_dict())
+    def new_track(self, obj_id: int, first_frame: int | None = None) -> ObjectTrack:
+        return ObjectTrack(obj_id, self.pool.new_dict(), first_frame=first_frame)
 
     # ------------------------------------------------------------ memory selection
     def memory_layout(self, track: ObjectTrack, frame: int, reverse: bool) -> MemoryLayout:
-        cfg = self.cfg
-        selected, unselected = _closest_cond_frames(frame, track.cond, cfg.max_cond_frames_in_attn)
-        spatial = [(0, t, out) for t, out in selected.items()]
-        stride = cfg.memory_temporal_stride_for_eval
-        for t_pos in range(1, cfg.num_maskmem):
-            t_rel = cfg.num_maskmem - t_pos  # frames before (after, in reverse) the current one
-            if t_rel == 1:
-                prev = frame + 1 if reverse else frame - 1
-            elif reverse:
-                prev = -(-(frame + 2) // stride) * stride + (t_rel - 2) * stride
-            else:
-                prev = ((frame - 2) // stride) * stride - (t_rel - 2) * stride
-            out = track.non_cond.get(prev) if prev in track.non_cond else unselected.get(prev)
-            if out is not None:
-                spatial.append((t_pos, prev, out))
-        pointers: list[tuple[int, FrameOutput | PointerRecord]] = []
-        if cfg.use_obj_ptrs_in_encoder:
-            num_frames = self.num_frames()
-            max_ptrs = min(num_frames, cfg.max_obj_ptrs_in_encoder)
-            sign = -1 if reverse else 1
-            for t, out in selected.items():
-                if cfg.only_obj_ptrs_in_the_past_for_eval and (t < frame if reverse else t > frame):
-                    continue
-                dist = (frame - t) * sign if cfg.use_signed_tpos_enc_to_obj_ptrs else abs(frame - t)
-                pointers.append((dist, out))
-            for t_diff in range(1, max_ptrs):
-                t = frame + t_diff if reverse else frame - t_diff
-                if t < 0 or t >= num_frames:
-                    break
-                out = track.non_cond.pointer(t) if t in track.non_cond else unselected.get(t)
-                if out is not None:
-                    pointers.append((t_diff, out))
-        return MemoryLayout(spatial, pointers)
+        """The stored outputs that condition ``track`` on ``frame`` (SAM 2's rule: :func:`pick_memories`)."""
+        pick = pick_memories(self.cfg, frame, list(track.cond), track.non_cond, self.num_frames(), reverse=reverse)
+        spatial = [(t_pos, f, track.cond[f] if is_cond else track.non_cond[f]) for t_pos, f, is_cond in pick.spatial]
+        pointers = [(d, track.cond[f] if is_cond else track.non_cond.pointer(f)) for d, f, is_cond in pick.pointers]
+        return MemoryLayout(spatial, pointers, pick.max_ptrs)
+
+    def _memory_pos(self) -> torch.Tensor:
+        """(1, mem_dim, h, w) position code of every memory, in the dtype the memory encoder computes in."""
+        if self._maskmem_pos is None:
+            model, device = self.model, self.model.device
+            autocast = torch.is_autocast_enabled(device.type)
+            dtype = torch.get_autocast_dtype(device.type) if autocast else torch.float32
+            side = model.image_size // 16
+            probe = torch.zeros(1, 1, side, side, device=device, dtype=dtype)
+            self._maskmem_pos = model.memory_encoder.position_encoding(probe).float().clone()
+        return self._maskmem_pos
 
     def _memory_tokens(self, layouts: list[MemoryLayout]) -> tuple[torch.Tensor, torch.Tensor, int]:
         """Stack the memories of B objects sharing one layout: (B, M, mem_dim) tokens and codes."""
         model = self.model
         device = model.device
         tokens, codes = [], []
-        pos = self._maskmem_pos
+        pos = self._memory_pos()
         for i, (t_pos, _, _) in enumerate(layouts[0].spatial):
             feats = torch.cat([lay.spatial[i][2].maskmem_features for lay in layouts]).to(device)
             tok, code = model.memory_tokens(feats.float(), pos.expand(len(layouts), -1, -1, -1), t_pos)
@@ -129,8 +86,7 @@ class Tracker:
         if layouts[0].pointers:
             ptrs = torch.stack([torch.cat([lay.pointers[j][1].obj_ptr for lay in layouts]).to(device)
                                 for j in range(len(layouts[0].pointers))])  # (P, B, C)
-            max_ptrs = min(self.num_frames(), self.cfg.max_obj_ptrs_in_encoder)
-            tok, code = model.pointer_tokens(ptrs, [d for d, _ in layouts[0].pointers], max_ptrs)
+            tok, code = model.pointer_tokens(ptrs, [d for d, _ in layouts[0].pointers], layouts[0].max_ptrs)
             tokens.append(tok)
             codes.append(code)
             num_ptr_tokens = tok.shape[1]
@@ -254,22 +210,6 @@ def exclusive_logits(logits: torch.Tensor) -> torch.Tensor:
     return torch.where(winner == own, logits, logits.clamp(max=-10.0))
 
 
-def _closest_cond_frames(frame: int, cond: dict[int, FrameOutput], max_num: int):
-    """Up to ``max_num`` conditioning frames nearest to ``frame`` (all when -1), and the rest."""
-    if max_num == -1 or len(cond) <= max_num:
-        return dict(cond), {}
-    chosen: dict[int, FrameOutput] = {}
-    before = max((t for t in cond if t < frame), default=None)
-    after = min((t for t in cond if t >= frame), default=None)
-    for t in (before, after):
-        if t is not None:
-            chosen[t] = cond[t]
-    rest = sorted((t for t in cond if t not in chosen), key=lambda t: abs(t - frame))
-    for t in rest[: max_num - len(chosen)]:
-        chosen[t] = cond[t]
-    return chosen, {t: v for t, v in cond.items() if t not in chosen}
-
-
 class ConditionedCache:
     """Memory-conditioned features of recent (object, frame) steps, so a click on a tracked frame
     skips memory attention when the memories it would read are exactly those used before.
@@ -278,9 +218,7 @@ class ConditionedCache:
     """
 
     def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self._items: OrderedDict[tuple, torch.Tensor] = OrderedDict()
-        self._bytes = 0
+        self._items: ByteLRU[tuple, torch.Tensor] = ByteLRU(max_bytes, tensor_bytes, keep_newest=False)
 
     @staticmethod
     def key(obj_id: int, frame: int, reverse: bool, layout: MemoryLayout) -> tuple:
@@ -291,21 +229,19 @@ class ConditionedCache:
         )
 
     def get(self, key: tuple) -> torch.Tensor | None:
-        item = self._items.get(key)
-        if item is not None:
-            self._items.move_to_end(key)
-        return item
+        return self._items.get(key)
 
     def put(self, key: tuple, pix: torch.Tensor) -> None:
-        if key in self._items:
-            return
-        pix = pix.clone()
-        self._items[key] = pix
-        self._bytes += pix.numel() * pix.element_size()
-        while self._bytes > self.max_bytes and self._items:
-            old = self._items.popitem(last=False)[1]
-            self._bytes -= old.numel() * old.element_size()
+        if key not in self._items:
+            self._items.put(key, pix.clone())
+
+    @property
+    def max_bytes(self) -> int:
+        return self._items.max_bytes
+
+    @max_bytes.setter
+    def max_bytes(self, value: int) -> None:
+        self._items.max_bytes = value
 
     def clear(self) -> None:
         self._items.clear()
-        self._bytes = 0

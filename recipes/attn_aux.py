@@ -7,6 +7,9 @@ other. This loss breaks the tie during the first steps of a from-scratch run: in
 two-way transformer layer, the attention of each image token to the (first) positive click
 token is pushed towards the clicked object's ground-truth mask at the token grid. Only
 training uses it (with a weight that decays to zero); the model and inference are unchanged.
+
+:class:`ClickAttentionLoss` hands it to the trainer as an extra loss
+(``Trainer(extra_losses={"attn_aux": ClickAttentionLoss()})``).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import math
 
 import torch
 import torch.nn.functional as F
+
+from sam2_plugins.train.unroll import ClipLoss
 
 
 class ClickAttentionProbe:
@@ -49,3 +54,30 @@ class ClickAttentionProbe:
         out = sum(F.binary_cross_entropy(m.clamp(1e-4, 1 - 1e-4), tgt) for m in self.maps)
         self.maps.clear()
         return out  # summed over layers, averaged over objects
+
+
+class ClickAttentionLoss(ClipLoss):
+    """The probe's loss on every frame prompted with a click (its first decoder call only)."""
+
+    def __init__(self) -> None:
+        self.probe: ClickAttentionProbe | None = None
+
+    def begin(self, model) -> None:
+        decoder = model.sam_mask_decoder
+        # the prompt tokens follow the output tokens: object score (if any), IoU, then one per mask
+        first_prompt_token = (2 if model.config.pred_obj_scores else 1) + decoder.num_mask_tokens
+        self.probe = ClickAttentionProbe(model, first_prompt_token)
+
+    def before_prompt(self, kind: str | None) -> None:
+        self.probe.active = kind == "click"
+
+    def after_prompt(self, kind: str | None, target: torch.Tensor) -> torch.Tensor | None:
+        if not self.probe.active:
+            return None
+        self.probe.active = False
+        return self.probe.loss(target)
+
+    def end(self) -> None:
+        if self.probe is not None:
+            self.probe.close()
+            self.probe = None

@@ -1,6 +1,6 @@
 """Click-and-track evaluation on held-out synthetic videos, through the real video session.
 
-    python -m sam2_plugins.train.evaluate --model micro-synthetic --cells 8 --scenes 8
+    python recipes/evaluate.py --model micro-synthetic --cells 8 --scenes 8
 
 Protocol
 --------
@@ -46,7 +46,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..sample import interior_point
+from sam2_plugins import Sam2Model, load_model
+from sam2_plugins.engine import Sam2
+from sam2_plugins.sample import interior_point
+from sam2_plugins.synthetic import make_scene_video, make_timelapse
 
 EVAL_SEED_BASE = 10_000_000
 
@@ -78,9 +81,15 @@ class TrackedVideo:
     label_masks: dict[int, np.ndarray]
 
 
-def track_clicks(model, frames: np.ndarray, labels: np.ndarray, *, min_pixels: int = 10,
+def as_sam2(model: Sam2 | Sam2Model) -> Sam2:
+    """A loaded model as it is; a bare network (just trained, say) wrapped to track in float32."""
+    return Sam2(model) if isinstance(model, Sam2Model) else model
+
+
+def track_clicks(model: Sam2 | Sam2Model, frames: np.ndarray, labels: np.ndarray, *, min_pixels: int = 10,
                  non_overlap: bool | None = None) -> TrackedVideo:
     """Click every object of frame 0 once at its interior point, propagate through the video."""
+    model = as_sam2(model)
     ids = [int(i) for i, c in zip(*np.unique(labels[0], return_counts=True)) if i and c >= min_pixels]
     masks = {i: np.zeros(labels.shape, bool) for i in ids}
     if not ids:
@@ -147,8 +156,6 @@ def evaluate_cells(model, seeds, *, num_frames: int = 30, non_overlap: bool | No
                    verbose: bool = False) -> dict:
     """Cells J and identity switches on the objects' own masks, and (``label_image``) on the
     exported label image."""
-    from ..synthetic import make_timelapse
-
     own, exported, per_video = _CellTally(), _CellTally(), []
     for seed in seeds:
         style = "phase" if seed % 2 else "fluorescence"
@@ -190,8 +197,6 @@ class _CellTally:
 
 def evaluate_scenes(model, seeds, *, num_frames: int = 24, non_overlap: bool | None = None,
                     verbose: bool = False) -> dict:
-    from ..synthetic import make_scene_video
-
     all_ious, clicked, per_video = [], [], []
     for seed in seeds:
         sv = make_scene_video(int(seed), num_frames=num_frames)
@@ -210,9 +215,6 @@ def dtype_agreement(name: str, config, seeds, *, num_frames: int = 12, image_siz
                     device: str = "cpu") -> dict:
     """Per-track Jaccard of bfloat16 tracking on `device` against float32 on the CPU (one click per
     object, all frames of a track together), on scene videos and time-lapses of the given seeds."""
-    from .. import load_model
-    from ..synthetic import make_scene_video, make_timelapse
-
     models = [load_model(name, config=config, device=dev, dtype=d, image_size=image_size)
               for dev, d in (("cpu", "float32"), (device, "bfloat16"))]
     out = {}
@@ -260,8 +262,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     import torch
-
-    from .. import load_model
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -7,7 +7,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from .model.common import resize_bilinear
+from ..model.common import resize_bilinear
 
 
 class FrameResult(NamedTuple):
@@ -33,10 +33,16 @@ class ResultStore:
     frame; logits far outside an object read back as ``FLOOR``.
     """
 
-    def __init__(self, height: int, width: int) -> None:
+    def __init__(self, height: int | None = None, width: int | None = None) -> None:
         self.height, self.width = height, width
         self._frames: dict[int, dict[int, tuple[int, int, np.ndarray | None, float]]] = {}
         self._low_shape: tuple[int, int] = (0, 0)
+
+    def set_frame_size(self, height: int, width: int) -> None:
+        """The frames' size, once known (a live stream learns it from its first frame)."""
+        if self.height is not None and (self.height, self.width) != (height, width):
+            raise ValueError(f"results are for {self.width}x{self.height} frames, not {width}x{height}")
+        self.height, self.width = height, width
 
     def put(self, frame: int, obj_id: int, low_res: "torch.Tensor | np.ndarray", score: float) -> None:
         if isinstance(low_res, torch.Tensor):
@@ -93,6 +99,22 @@ class ResultStore:
     def score(self, frame: int, obj_id: int) -> float | None:
         item = self._frames.get(frame, {}).get(obj_id)
         return None if item is None else item[3]
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Every result as tensors: ``results/<id>/<frame>`` (fp16 low-res logits), ``scores/<id>/<frame>``."""
+        tensors = {}
+        for f in self.frames():
+            for oid in self.object_ids_on(f):
+                tensors[f"results/{oid}/{f}"] = torch.from_numpy(self.low_res(f, oid)).half()
+                tensors[f"scores/{oid}/{f}"] = torch.tensor([self.score(f, oid)])
+        return tensors
+
+    def load_state_dict(self, tensors: "dict[str, torch.Tensor]") -> None:
+        """Add the results of :meth:`state_dict` (other keys are ignored)."""
+        for key, value in tensors.items():
+            if key.startswith("results/"):
+                _, oid, f = key.split("/")
+                self.put(int(f), int(oid), value, float(tensors[f"scores/{oid}/{f}"][0]))
 
     def label_frame(self, frame: int, id_dtype=np.uint16) -> np.ndarray:
         """(H, W) label image: each pixel gets the id of the most confident object with a positive logit."""

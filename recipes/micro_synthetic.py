@@ -2,12 +2,14 @@
 
 One command reproduces it (same seed, same steps -> same weights on the same software stack)::
 
-    python -m sam2_plugins.train.micro_synthetic --out src/sam2_plugins/weights/
+    python recipes/micro_synthetic.py --out src/sam2_plugins/weights/
 
 It writes ``micro-synthetic.safetensors`` (Meta's key layout) and ``micro-synthetic.config.json``
 (official config layout plus a ``training`` record), and keeps a resumable checkpoint (``--resume``
 continues an interrupted run). The recipe is a long image-only warm-up (the decoder learns to
 segment from clicks) followed by a mixed phase of video clips that trains the memory. The
+warm-up adds two losses of its own to SAM 2's (:mod:`attn_aux`, :mod:`instance_aux`, given to the
+trainer as extra losses) and starts from :func:`scratch_init.scratch_init`. The
 learning-rate schedule starts again when the clips join: at full height for the memory's parts,
 which the warm-up never trained, and at ``--restart-lr-scale`` of it for the rest. A short polish
 (``--polish-steps``) then continues the mixed steps from a fresh optimiser at a lower peak; it
@@ -20,12 +22,14 @@ thread count is recorded: it changes the float rounding). Each clip is seeded on
 ``--data-workers N`` (default 1: the second core) draws the next clips in background processes
 without changing the weights; ``--data-workers 0`` gives the same weights on one core, more slowly.
 ``--workers 2`` trains data-parallel in two processes of one thread each: every step averages the
-gradients of two clips. The number of workers is part of the recipe (another number gives other weights); the shipped
-weights come from one worker.
+gradients of two clips. The number of workers is part of the recipe (another number gives other
+weights); the shipped weights come from one worker.
 ``--warmup-steps N``, ``--no-restart-lr``, ``--restart-lr-scale S``, ``--video-image-share P``,
 ``--clip-len N``, ``--polish-clip-len N``,
 ``--occlusion-clips P``, ``--absent-weight W``, ``--[no-]skip-divided``, ``--polish-steps N``,
 ``--exit-clips P`` and ``--handoff-movies P`` change the recipe and are recorded with the weights.
+
+The recipe lives outside the installed package: run it from a checkout of the repository.
 """
 
 from __future__ import annotations
@@ -39,15 +43,17 @@ from pathlib import Path
 
 import torch
 
-from ..config import Sam2Config
-from ..model.sam2 import Sam2Model
-from ..checkpoints import load_weights, read_state_dict
-from .config_io import config_path_for, save_model
-from .data import ClipSettings, MixedDataset, SyntheticCells, SyntheticScenes
-from .loop import Trainer, TrainSettings, checkpoint_record, threads_at
-from .parallel import run_workers
-from .scratch_init import scratch_init
-from .unroll import PromptSettings
+from attn_aux import ClickAttentionLoss
+from instance_aux import InstanceGroupingLoss
+from scratch_init import scratch_init
+
+from sam2_plugins.checkpoints import config_path_for, load_weights, read_state_dict, save_model
+from sam2_plugins.config import Sam2Config
+from sam2_plugins.model.sam2 import Sam2Model
+from sam2_plugins.train.data import ClipSettings, MixedDataset, SyntheticCells, SyntheticScenes
+from sam2_plugins.train.loop import Trainer, TrainSettings, checkpoint_record, threads_at
+from sam2_plugins.train.parallel import run_workers
+from sam2_plugins.train.unroll import ClipLoss, PromptSettings
 
 NAME = "micro-synthetic"
 
@@ -65,19 +71,18 @@ def micro_config() -> Sam2Config:
         # model learns a single output much faster than the best-of-three assignment
         multimask_output_in_sam=False, dynamic_multimask_via_stability=False,
         # touching cells: each pixel goes to one object's memory (SAM 2's option, off in its
-        # configs). Tracking only; training does not use it (issue 4, stops 24-25)
+        # configs). Tracking only: training does not use it
         non_overlap_masks_for_mem_enc=True,
         name=NAME,
     )
 
 
-# image-only steps first: the decoder learns to use clicks. A single-frame step costs ~0.19 s
-# against ~1.27 s for a video step (on two threads), and the clicked frame kept improving up to
-# 20,000 of them (issue 4, stop 20). The video phase restarts the learning-rate schedule, at a
-# third of the peak for the parts the warm-up trained: at full peak the clicked frame fell from
-# 0.78 to 0.6 mIoU and was not back after 2,000 steps, while the memory learned more slowly
-# (issue 4, stop 24). Cells need single frames throughout (their masks are the decoder's), scenes
-# need video steps; the split spends the hour of the issue on both
+# image-only steps first: the decoder learns to use clicks. A single-frame step costs about a
+# seventh of a video step, and the clicked frame kept improving up to 20,000 of them. The video
+# phase restarts the learning-rate schedule, at a third of the peak for the parts the warm-up
+# trained: at the full peak the clicked frame fell from 0.78 to 0.6 mIoU and had not recovered
+# 2,000 steps later, while the memory learned more slowly. Cells need single frames throughout
+# (their masks are the decoder's), scenes need video steps; the split serves both
 WARMUP_IMAGE_STEPS = 12000
 TOTAL_STEPS = 14000
 VIDEO_PHASE_IMAGE_SHARE = 0.3  # single-frame steps among the steps after the warm-up
@@ -85,30 +90,35 @@ RESTART_LR_SCALE = 0.3
 WORKERS = 1  # data-parallel processes, one clip each per step (the shipped weights: 1)
 DATA_WORKERS = 1  # background processes drawing clips (any number gives the same weights)
 # the trainer's torch threads: one while single frames train (the data process needs the other
-# core), two once video clips join (their steps ran 1.34x faster on two; issue 4, stop 20)
+# core), two once video clips join (their steps run 1.34x faster on two)
 IMAGE_THREADS, VIDEO_THREADS = 1, 2
 CLIP_LEN = 8  # frames of a video clip
 MIN_CLIP_LEN = 4  # a departure clip ends 2-3 frames after the object's last visible one
 OCCLUSION_CLIPS = 0.5  # share of video clips placed where an object becomes mostly hidden
 # presence-loss weight of absent objects, and whether a mother's frames after her division leave the
-# losses: four in five absent targets of the video clips were such frames, where the daughters lie
-# in her place, and the presence head learned only the base rate (issue 4, stop 23)
+# losses: four in five absent targets of the video clips are such frames, where the daughters lie
+# in her place, and with them in the losses the presence head learned only the base rate
 ABSENT_WEIGHT = 4.0
 SKIP_DIVIDED = True
 # the polish: mixed steps after the schedule ends, from a fresh optimiser at a lower peak. Without
-# it the cells' masks drifted into touching neighbours over a movie (J by frame 0.83 -> 0.73);
-# with it 0.83 -> 0.79, and cells J 0.79 -> 0.81 (issue 4, stops 24-25)
+# it the cells' masks drift into touching neighbours over a movie (J by frame 0.83 -> 0.73);
+# with it 0.83 -> 0.79, and cells J 0.79 -> 0.81
 POLISH_STEPS = 800
 POLISH_LR = 3e-4
 POLISH_SEED_OFFSET = 100  # the polish draws its clips from other seeds than the main run
 # share of the polish's video clips that end 2-3 frames after a tracked object leaves the view for
-# good. The training movies rarely show it (an 8-frame clip of a 12-frame movie), and over 24
-# evaluation movies tracks moved onto cells entering where another had left (issue 4, stop 27)
+# good. The training movies rarely show it (an 8-frame clip of a 12-frame movie), and without such
+# clips tracks moved onto cells entering where another had left
 EXIT_CLIPS = 0.5
-# share of the polish's cell movies in which a cell enters beside each one that leaves, as it goes.
-# The tracks that still switched after departure clips moved onto such a newcomer; with every polish
-# movie so, switches over 24 evaluation movies fell from 5 to 1 (issue 4, stop 28)
+# share of the polish's cell movies in which a cell enters beside each one that leaves, as it goes:
+# the tracks that still switched after departure clips moved onto such a newcomer; with every polish
+# movie so, switches over 24 evaluation movies fell from 5 to 1
 HANDOFF_MOVIES = 1.0
+
+
+def extra_losses() -> dict[str, ClipLoss]:
+    """The warm-up's own losses, by the names its settings weigh them under."""
+    return {"attn_aux": ClickAttentionLoss(), "instance": InstanceGroupingLoss()}
 
 
 class RecipeError(ValueError):
@@ -155,11 +165,11 @@ def micro_settings(steps: int = TOTAL_STEPS, seed: int = 0, warmup: int | None =
         seed=seed, per_step_clips=True, lr_restarts=(warm,) if restart_lr else (),
         restart_lr_scale=restart_lr_scale if restart_lr else 1.0,
         image_prob_schedule=((0, 1.0), (warm, 1.0), (warm + 1, video_image_share), (steps, video_image_share)),
-        attn_aux_weight=1.0, attn_aux_steps=warm,
-        # the instance-grouping loss during the warm-up only: without it the warm-up can stall on
-        # its plateau (seed 1 of the recipe without it never left it); kept on, it competes with
-        # the tracking losses
-        instance_aux_weight=1.0, instance_aux_steps=warm,
+        # the click-attention loss and the instance-grouping loss, each decaying to 0 over the
+        # warm-up. Without the instance loss the warm-up can stall on its plateau (seed 1 never left
+        # it); kept on, it competes with the tracking losses. Without a warm-up the attention loss
+        # is off and the instance loss constant (a decay over 0 steps means no decay)
+        extra_losses=((("attn_aux", 1.0, warm),) if warm else ()) + (("instance", 1.0, warm),),
         focal_alpha_start=0.98, focal_alpha_steps=warm, absent_weight=absent_weight,
         thread_schedule=((0, IMAGE_THREADS), (warm, video_threads)),
         # up to 8 objects per video clip (more tracks and distractors per encoded clip), and half the
@@ -191,8 +201,8 @@ def polish_settings(main: TrainSettings, steps: int = POLISH_STEPS, exit_clips: 
     share = main.image_prob_schedule[-1][1] if main.image_prob_schedule else main.clip.image_prob
     return replace(
         main, steps=steps, lr=POLISH_LR, lr_restarts=(), warmup_steps=30, seed=main.seed + POLISH_SEED_OFFSET,
-        image_prob_schedule=((0, share), (steps, share)), attn_aux_weight=0.0, attn_aux_steps=0,
-        instance_aux_weight=0.0, instance_aux_steps=0, focal_alpha_start=None, focal_alpha_steps=0,
+        image_prob_schedule=((0, share), (steps, share)), extra_losses=(), focal_alpha_start=None,
+        focal_alpha_steps=0,
         thread_schedule=((0, threads_at(main.steps, main) or VIDEO_THREADS),),
         clip=replace(main.clip, exit_prob=exit_clips, clip_len=clip_len or main.clip.clip_len),
     )
@@ -214,7 +224,7 @@ def micro_dataset(handoff_movies: float = 0.0) -> MixedDataset:
 
 
 def init_model(cfg: Sam2Config, seed: int) -> Sam2Model:
-    """Seeded default initialisation plus :func:`~sam2_plugins.train.scratch_init.scratch_init`."""
+    """Seeded default initialisation plus :func:`scratch_init.scratch_init`."""
     torch.manual_seed(seed)
     return scratch_init(Sam2Model(cfg))
 
@@ -315,7 +325,8 @@ def _run_stage(model: Sam2Model, settings: TrainSettings, ckpt: Path, resume: bo
     """Train one stage (resuming its checkpoint if asked) on the recipe's data with the options of
     ``data_note`` (see :func:`polish_data_note`); returns its training seconds."""
     dataset = micro_dataset((data_note or {}).get("handoff_movies", 0.0))
-    trainer = Trainer(model, dataset, settings, checkpoint=ckpt, data_workers=data_workers, data_note=data_note)
+    trainer = Trainer(model, dataset, settings, checkpoint=ckpt, data_workers=data_workers, data_note=data_note,
+                      extra_losses=extra_losses())
     if resume and ckpt.is_file():
         trainer.load_checkpoint()
         log(f"resumed from {ckpt} at step {trainer.step}")
@@ -339,7 +350,7 @@ def _run_stage(model: Sam2Model, settings: TrainSettings, ckpt: Path, resume: bo
 
 
 def _record(settings: TrainSettings, workers: int, seconds: float) -> dict:
-    return {"recipe": "sam2_plugins.train.micro_synthetic", "steps": settings.steps, "seed": settings.seed,
+    return {"recipe": "recipes/micro_synthetic.py", "steps": settings.steps, "seed": settings.seed,
             "workers": workers, "settings": settings.to_dict(), "torch": torch.__version__,
             "train_seconds": round(seconds, 1)}
 

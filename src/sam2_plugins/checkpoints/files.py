@@ -1,80 +1,26 @@
-"""Checkpoints: model names, the local cache, hub download, safe reading and key layouts.
+"""Checkpoint files: safe reading, Meta's and transformers' key layouts, strict loading, saving.
 
-Names (``sam2.1-hiera-tiny`` ...) resolve to ``<cache>/<file>``; the cache directory is
-``$SAM2_PLUGINS_CACHE`` or ``~/.cache/sam2_plugins``. A name that is not cached is
-downloaded from the Hugging Face hub repository ``facebook/<name>``. Files never execute
-code on load: ``.safetensors``, or pickles read with ``torch.load(weights_only=True)``.
+Files never execute code on load: ``.safetensors``, or pickles read with
+``torch.load(weights_only=True)``. State dicts in Hugging Face transformers' layout are
+converted to Meta's (:mod:`.hf_layout`). A model is saved as ``<name>.safetensors`` (Meta's key
+layout) beside ``<name>.config.json`` (the official config layout), which
+:func:`sam2_plugins.load_model` finds on its own.
 """
 
 from __future__ import annotations
 
-import os
 import pickle
-from importlib import resources
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
+from typing import Any
 
 import torch
 
-from .config import OFFICIAL_MODEL_NAMES, Sam2Config, official_config
-
-CACHE_ENV = "SAM2_PLUGINS_CACHE"
+from ..config import OFFICIAL_MODEL_NAMES, Sam2Config, config_document, official_config, parse_config, write_config
 
 
 class CheckpointError(ValueError):
     """A checkpoint file is missing, unsafe, corrupt or does not fit the model."""
-
-
-def cache_dir() -> Path:
-    """Directory where named checkpoints are looked for and downloaded to."""
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "sam2_plugins")
-
-
-def hub_location(name: str) -> tuple[str, str]:
-    """(hub repository, file name) of an official model name."""
-    return f"facebook/{name}", OFFICIAL_MODEL_NAMES[name] + ".pt"
-
-
-def bundled_weights(name: str) -> tuple[Path, Path] | None:
-    """(weights, config) of a model shipped inside the package, if ``name`` is one."""
-    folder = resources.files("sam2_plugins").joinpath("weights")
-    weights, config = folder.joinpath(f"{name}.safetensors"), folder.joinpath(f"{name}.config.json")
-    if weights.is_file() and config.is_file():
-        return Path(str(weights)), Path(str(config))
-    return None
-
-
-def bundled_names() -> list[str]:
-    folder = resources.files("sam2_plugins").joinpath("weights")
-    if not folder.is_dir():
-        return []
-    return sorted(p.name[: -len(".safetensors")] for p in folder.iterdir() if p.name.endswith(".safetensors"))
-
-
-def resolve_checkpoint(name: str, *, download: bool = True) -> Path:
-    """Local path of an official model's checkpoint, downloading it when needed and possible."""
-    repo, filename = hub_location(name)
-    target = cache_dir() / filename
-    if target.is_file():
-        return target
-    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
-    how_to = (
-        f"put the file {filename} from the Hugging Face hub repository {repo} at {target} "
-        f"(or set {CACHE_ENV} to the folder that holds it)"
-    )
-    if not download or offline:
-        raise CheckpointError(f"model {name!r} is not cached and downloads are off: {how_to}")
-    try:
-        from huggingface_hub import hf_hub_download
-
-        target.parent.mkdir(parents=True, exist_ok=True)
-        path = hf_hub_download(repo_id=repo, filename=filename, local_dir=str(target.parent))
-    except Exception as err:  # noqa: BLE001 - any network/hub failure means the same to the user
-        raise CheckpointError(
-            f"model {name!r} is not cached and could not be downloaded ({type(err).__name__}: "
-            f"{str(err).splitlines()[0] if str(err) else 'no details'}); {how_to}"
-        ) from None
-    return Path(path)
 
 
 def read_state_dict(path: "str | Path") -> dict[str, torch.Tensor]:
@@ -170,3 +116,40 @@ def load_weights(model: torch.nn.Module, state: Mapping[str, torch.Tensor], path
     if problems:
         raise CheckpointError(f"checkpoint {path} does not fit the model config: " + "; ".join(problems))
     model.load_state_dict(state, strict=True)
+
+
+def config_path_for(weights: str | Path) -> Path:
+    """``model.safetensors`` -> ``model.config.json`` (the sibling config of a weights file)."""
+    weights = Path(weights)
+    stem = weights.name[: -len(".safetensors")] if weights.name.endswith(".safetensors") else weights.stem
+    return weights.with_name(stem + ".config.json")
+
+
+def save_model(
+    model: Any, out: str | Path, *, dtype: torch.dtype = torch.float32,
+    info: Mapping[str, Any] | None = None,
+) -> tuple[Path, Path]:
+    """Save a model (a :class:`~sam2_plugins.Sam2` or its network) as ``out`` (.safetensors,
+    Meta's keys) and its sibling ``.config.json`` (official layout; ``info`` goes in as its
+    ``training`` record). Both are written atomically.
+
+    Returns (weights path, config path). ``dtype`` may be float16 to halve the file.
+    """
+    from safetensors.torch import save
+
+    from ..exports import atomic_file
+
+    out = Path(out)
+    if out.suffix != ".safetensors":
+        raise ValueError(f"the output file must end in .safetensors, got {out}")
+    model = getattr(model, "network", model)
+    state = {k: v.detach().to("cpu", dtype if v.is_floating_point() else v.dtype).contiguous()
+             for k, v in model.state_dict().items()}
+    cfg: Sam2Config = model.config  # type: ignore[assignment]
+    extra = {"training": dict(info)} if info else {}
+    if parse_config(config_document(cfg, **extra)) != cfg:  # pragma: no cover - guards the writer against drift
+        raise RuntimeError("internal error: the config to write does not describe the model")
+    with atomic_file(out) as tmp:
+        tmp.write_bytes(save(state, metadata={"format": "pt"}))
+    cfg_path = write_config(cfg, config_path_for(out), **extra)
+    return out, cfg_path

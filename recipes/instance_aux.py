@@ -8,12 +8,17 @@ synthetic data knows every instance of every frame, so the features the mask dec
 feature direction is classified among the mean directions of the instances of its frame
 (background is one of them), with each instance weighted equally. Textured objects then
 become one group, and touching cells two. Only training uses it; the model is unchanged.
+
+:class:`InstanceGroupingLoss` hands it to the trainer as an extra loss
+(``Trainer(extra_losses={"instance": InstanceGroupingLoss()})``).
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from sam2_plugins.train.unroll import ClipLoss
 
 
 def instance_grouping_loss(feature_maps: list[torch.Tensor], labels: torch.Tensor,
@@ -41,3 +46,14 @@ def instance_grouping_loss(feature_maps: list[torch.Tensor], labels: torch.Tenso
             total = total + F.cross_entropy(logits, group, weight=1.0 / counts)
             terms += 1
     return total / max(terms, 1)
+
+
+class InstanceGroupingLoss(ClipLoss):
+    """:func:`instance_grouping_loss` of the clip's embedding and both skip levels."""
+
+    uses_labels = True
+
+    def features(self, feats, labels: torch.Tensor | None) -> torch.Tensor | None:
+        if labels is None:
+            return None
+        return instance_grouping_loss([feats.embed, *feats.high_res], labels)

@@ -1,0 +1,103 @@
+"""Model names: the local cache, the bundled weights, and downloads from the Hugging Face hub.
+
+Names (``sam2.1-hiera-tiny`` ...) resolve to ``<cache>/<file>``; the cache directory is
+``$SAM2_PLUGINS_CACHE`` or ``~/.cache/sam2_plugins``. A name that is not cached is
+downloaded from the Hugging Face hub repository ``facebook/<name>``.
+
+Before downloading, one metadata request (no retries, ``HF_HUB_ETAG_TIMEOUT`` seconds at most)
+checks that the hub can be reached at all. Where it cannot (no network, no name resolution,
+a refused or timed-out connection, offline mode) the error says at once which file to put where:
+``hf_hub_download`` retries such failures with back-off for about 25 s when no local copy exists,
+which helps a flaky server but not a machine without a network. Any other answer goes on to the
+download, with its own retries.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+
+from ..config import OFFICIAL_MODEL_NAMES
+from .files import CheckpointError
+
+CACHE_ENV = "SAM2_PLUGINS_CACHE"
+
+# failures that mean the hub cannot be reached from here, by class name: huggingface_hub raises
+# its HTTP client's exceptions (httpx's, or requests' in older releases) without wrapping them
+_UNREACHABLE = frozenset({"ConnectError", "ConnectTimeout", "ConnectionError", "ProxyError", "gaierror",
+                          "OfflineModeIsEnabled"})
+
+
+def cache_dir() -> Path:
+    """Directory where named checkpoints are looked for and downloaded to."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "sam2_plugins")
+
+
+def hub_location(name: str) -> tuple[str, str]:
+    """(hub repository, file name) of an official model name."""
+    return f"facebook/{name}", OFFICIAL_MODEL_NAMES[name] + ".pt"
+
+
+def bundled_weights(name: str) -> tuple[Path, Path] | None:
+    """(weights, config) of a model shipped inside the package, if ``name`` is one."""
+    folder = resources.files("sam2_plugins").joinpath("weights")
+    weights, config = folder.joinpath(f"{name}.safetensors"), folder.joinpath(f"{name}.config.json")
+    if weights.is_file() and config.is_file():
+        return Path(str(weights)), Path(str(config))
+    return None
+
+
+def bundled_names() -> list[str]:
+    folder = resources.files("sam2_plugins").joinpath("weights")
+    if not folder.is_dir():
+        return []
+    return sorted(p.name[: -len(".safetensors")] for p in folder.iterdir() if p.name.endswith(".safetensors"))
+
+
+def _first_line(err: BaseException) -> str:
+    return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'no details'}"
+
+
+def unreachable_hub(repo: str, filename: str) -> BaseException | None:
+    """The error of one metadata request for ``repo/filename`` when the hub cannot be reached at
+    all; None when it answered (even with an error the download then reports or retries)."""
+    from huggingface_hub import constants, get_hf_file_metadata, hf_hub_url
+
+    try:
+        get_hf_file_metadata(hf_hub_url(repo, filename), timeout=constants.HF_HUB_ETAG_TIMEOUT)
+    except Exception as err:  # noqa: BLE001 - sorted below by what it says about the connection
+        if any(cls.__name__ in _UNREACHABLE for cls in type(err).__mro__):
+            return err
+    return None
+
+
+def resolve_checkpoint(name: str, *, download: bool = True) -> Path:
+    """Local path of an official model's checkpoint, downloading it when needed and possible."""
+    repo, filename = hub_location(name)
+    target = cache_dir() / filename
+    if target.is_file():
+        return target
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+    how_to = (
+        f"put the file {filename} from the Hugging Face hub repository {repo} at {target} "
+        f"(or set {CACHE_ENV} to the folder that holds it)"
+    )
+    if not download or offline:
+        raise CheckpointError(f"model {name!r} is not cached and downloads are off: {how_to}")
+    try:
+        from huggingface_hub import hf_hub_download
+
+        unreachable = unreachable_hub(repo, filename)
+        if unreachable is not None:
+            raise CheckpointError(f"model {name!r} is not cached and the Hugging Face hub cannot be reached "
+                                  f"({_first_line(unreachable)}); {how_to}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        path = hf_hub_download(repo_id=repo, filename=filename, local_dir=str(target.parent))
+    except CheckpointError:
+        raise
+    except Exception as err:  # noqa: BLE001 - any network/hub failure means the same to the user
+        raise CheckpointError(
+            f"model {name!r} is not cached and could not be downloaded ({_first_line(err)}); {how_to}"
+        ) from None
+    return Path(path)

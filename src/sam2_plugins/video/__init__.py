@@ -1,0 +1,14 @@
+"""Video: the interactive session, SAM 2's tracker and memories, results, frame loading, live
+streams and session files.
+
+* :class:`VideoSession` -- prompts on any frame, propagation, read-back (``model.open_video``);
+* :class:`StreamSession` -- frames pushed one at a time (``model.open_stream``);
+* :func:`save_session` / :func:`load_session` -- a session to a file and back.
+"""
+
+from .results import FrameResult
+from .session import VideoSession
+from .session_file import load_session, read_session_file, save_session
+from .stream import StreamSession
+
+__all__ = ["FrameResult", "StreamSession", "VideoSession", "load_session", "read_session_file", "save_session"]
