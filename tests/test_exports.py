@@ -1,7 +1,8 @@
 """Exports (sam2_plugins.exports), each read back with the library its field uses:
 tifffile (label stacks, CTC masks), Pillow (PNG masks), PyAV (overlay video),
-py-ctcmetrics (CTC validation and TRA/SEG scores), plus atomicity under cancel,
-exceptions and SIGKILL."""
+py-ctcmetrics (CTC validation and TRA/SEG scores), geff (GEFF graphs), plus
+atomicity under cancel, exceptions and SIGKILL.  The shared speck/gap/lineage rule
+across exports is tested in test_export_lineage.py."""
 
 from __future__ import annotations
 
@@ -25,8 +26,10 @@ from scipy import ndimage as ndi
 
 from sam2_plugins.exports import (
     TRACKS_CSV_COLUMNS,
+    clean_labels,
     ctc_mask_name,
     export_ctc_from_session,
+    export_geff_from_session,
     export_label_stack_from_session,
     export_object_masks_from_session,
     export_overlay_video_from_session,
@@ -85,7 +88,7 @@ def squares(n: int = 6, h: int = 45, w: int = 61) -> np.ndarray:
 # ---------------------------------------------------------------------------- label stacks
 def test_label_stack_uint16_imagej_tyx(tmp_path):
     lab = timelapse().labels
-    p = write_label_stack(tmp_path / "labels.tif", lab)
+    p = write_label_stack(tmp_path / "labels.tif", lab, min_area=0)  # 0: every pixel as given
     with tifffile.TiffFile(p) as tif:
         assert tif.is_imagej
         series = tif.series[0]
@@ -95,6 +98,12 @@ def test_label_stack_uint16_imagej_tyx(tmp_path):
     assert data.dtype == np.uint16
     np.testing.assert_array_equal(data, lab)
     assert os.listdir(tmp_path) == ["labels.tif"]
+    # default: the shared speck rule (cell 3 leaves as a 5-px sliver on frame 3, cell 11 enters as 1 px)
+    cleaned = tifffile.imread(write_label_stack(tmp_path / "labels.tif", lab))
+    np.testing.assert_array_equal(cleaned, clean_labels(lab))
+    changed = np.argwhere(cleaned != lab)
+    assert {(int(t), int(lab[t, y, x])) for t, y, x in changed} == {(3, 3), (6, 11)}
+    assert not (cleaned[3] == 3).any() and not (cleaned[6] == 11).any()
 
 
 def test_label_stack_uint32_forced_and_compressed(tmp_path):
@@ -147,6 +156,7 @@ def test_object_masks_png_roundtrip(tmp_path):
     lab = timelapse().labels
     ids = sorted(set(np.unique(lab).tolist()) - {0})
     folder = write_object_masks(tmp_path / "masks", lab, object_ids=ids + [99])
+    lab = clean_labels(lab)  # masks show the pixels every export shows (specks dropped)
     names = sorted(os.listdir(folder))
     assert len(names) == (len(ids) + 1) * T
     assert object_mask_name(7, 3, T) == "obj007_t0003.png" and "obj099_t0011.png" in names
@@ -357,10 +367,12 @@ def test_ctc_files_gap_split_and_lineage(tmp_path):
     for child, parent in tl.lineage.items():
         if parent:
             assert table[child][2] == parent and table[parent][1] < table[child][0]
+    assert table[11][:2] == (7, T - 1) and table[3][:2] == (0, 2)  # specks: entering / leaving slivers
+    clean = clean_labels(lab)
     for t in range(T):
         m = tifffile.imread(exp.folder / ctc_mask_name(t, T))
         assert m.dtype == np.uint16 and m.shape == (H, W)
-        want = lab[t].copy()
+        want = clean[t].copy()
         if t > GAP[-1]:
             want[want == g] = new
         np.testing.assert_array_equal(m, want)
@@ -373,7 +385,7 @@ def test_ctc_scores_perfect_and_degraded(tmp_path):
     tl = timelapse()
     gt = write_ctc_gt(tmp_path / "01_GT", tl)
     lab = gapped_labels(tl)
-    perfect = write_ctc(tmp_path / "perfect" / "01_RES", lab, tl.lineage)
+    perfect = write_ctc(tmp_path / "perfect" / "01_RES", lab, tl.lineage, min_area=0)  # GT has 1-px specks
     s = score(perfect.folder, gt)
     assert s["Valid"] == 1
     assert s["TRA"] == pytest.approx(1.0) and s["SEG"] == pytest.approx(1.0) and s["DET"] == pytest.approx(1.0)
@@ -400,19 +412,24 @@ def test_ctc_fragments_parent_overlap_and_many_frames(tmp_path):
     lab[1, 15:17, 15:17] = 4  # a stray second piece of cell 4 on frame 1
     lab[1:, 10:14, 2:6] = 9  # "daughter" of 4, but 4 does not end before it starts
     with pytest.warns(UserWarning, match="parent 4"):
-        keep = write_ctc(tmp_path / "keep", lab, {9: 4})
+        keep = write_ctc(tmp_path / "keep", lab, {9: 4}, min_area=0)
     assert keep.table().tolist() == [[4, 0, 2, 0], [9, 1, 2, 0]]
     np.testing.assert_array_equal(tifffile.imread(keep.folder / "mask001.tif"), lab[1])
     assert validate(keep.folder) == 1
+    with pytest.warns(UserWarning, match="parent 4"):
+        default = write_ctc(tmp_path / "default", lab, {9: 4})  # the 4-px piece is a speck: dropped
+    assert default.table().tolist() == [[4, 0, 2, 0], [9, 1, 2, 0]]
+    m1 = tifffile.imread(default.folder / "mask001.tif")
+    assert m1[15:17, 15:17].max() == 0 and (m1 == 4).sum() == 36
     with pytest.warns(UserWarning):
-        largest = write_ctc(tmp_path / "largest", lab, {9: 4}, fragments="largest")
+        largest = write_ctc(tmp_path / "largest", lab, {9: 4}, fragments="largest", min_area=0)
     m1 = tifffile.imread(largest.folder / "mask001.tif")
     assert m1[15:17, 15:17].max() == 0 and (m1 == 4).sum() == 36
     assert validate(largest.folder) == 1
     assert ctc_mask_name(999, 1000) == "mask999.tif" and ctc_mask_name(0, 1001) == "mask0000.tif"
     many = np.zeros((1001, 4, 4), np.uint16)
     many[:, 1, 1] = 1
-    out = write_ctc(tmp_path / "many", many)
+    out = write_ctc(tmp_path / "many", many, min_area=0)  # 1-px objects: keep them
     assert sorted(os.listdir(out.folder))[:2] == ["mask0000.tif", "mask0001.tif"]
     assert len(os.listdir(out.folder)) == 1002 and out.table().tolist() == [[1, 0, 1000, 0]]
 
@@ -420,22 +437,30 @@ def test_ctc_fragments_parent_overlap_and_many_frames(tmp_path):
 # ---------------------------------------------------------------------------- tracks
 def test_tracks_table_and_csv(tmp_path):
     tl = timelapse()
-    tracks, graph = tracks_table(tl.labels, tl.lineage)
+    tracks, graph = tracks_table(tl.labels, tl.lineage, min_area=0)  # no gaps, no specks dropped: the truth
     assert tracks.shape[1] == 4 and tracks.dtype == np.float64
     np.testing.assert_allclose(tracks, tl.track_points())
     assert graph == tl.napari_graph()
     lab = gapped_labels(tl)
     p = write_tracks_csv(tmp_path / "tracks.csv", lab, tl.lineage)
     header = p.read_text().splitlines()[0]
-    assert tuple(header.split(",")) == TRACKS_CSV_COLUMNS
+    assert tuple(header.split(",")) == TRACKS_CSV_COLUMNS == (
+        "track_id", "t", "y", "x", "area", "parent_id", "object_id")
     data = np.loadtxt(p, delimiter=",", skiprows=1, ndmin=2)
-    gap_tracks, _ = tracks_table(lab, tl.lineage)
+    gap_tracks, gap_graph = tracks_table(lab, tl.lineage)
     np.testing.assert_allclose(data[:, :4], gap_tracks, atol=1e-3)
-    g = gap_cell(tl)
-    assert sorted(data[data[:, 0] == g, 1].astype(int)) == [t for t in range(T) if t not in GAP]
+    # the gap splits the gap cell into two tracks, the later one a child of the earlier (as in CTC)
+    g, new = gap_cell(tl), int(lab.max()) + 1
+    assert sorted(data[data[:, 0] == g, 1].astype(int)) == list(range(GAP[0]))
+    assert sorted(data[data[:, 0] == new, 1].astype(int)) == list(range(GAP[-1] + 1, T))
+    assert set(data[data[:, 0] == new, 5]) == {g} and set(data[data[:, 6] == g, 0]) == {g, new}
+    assert gap_graph == {**tl.napari_graph(), new: [g]}
+    clean = clean_labels(lab)
     for row in data:
-        assert row[5] == tl.lineage[int(row[0])]
-        assert row[4] == (lab[int(row[1])] == row[0]).sum()
+        tid, t, oid = int(row[0]), int(row[1]), int(row[6])
+        assert row[5] == (g if tid == new else tl.lineage[tid])
+        assert oid == (g if tid == new else tid)
+        assert row[4] == (clean[t] == oid).sum()
 
 
 # ---------------------------------------------------------------------------- sessions
@@ -459,7 +484,8 @@ class FakeSession:
 def test_session_conveniences(tmp_path):
     tl = timelapse()
     s = FakeSession(tl)
-    np.testing.assert_array_equal(tifffile.imread(export_label_stack_from_session(s, tmp_path / "l.tif")), s._lab)
+    np.testing.assert_array_equal(tifffile.imread(export_label_stack_from_session(s, tmp_path / "l.tif")),
+                                  clean_labels(s._lab))
     masks = export_object_masks_from_session(s, tmp_path / "masks")
     assert (masks / object_mask_name(50, 0, T)).exists()
     s.label_calls = 0
@@ -469,7 +495,15 @@ def test_session_conveniences(tmp_path):
     exp = export_ctc_from_session(s, tmp_path / "01_RES", tl.lineage)
     assert validate(exp.folder) == 1
     csv = export_tracks_csv_from_session(s, tmp_path / "t.csv", tl.lineage)
-    assert np.loadtxt(csv, delimiter=",", skiprows=1).shape[1] == len(TRACKS_CSV_COLUMNS)
+    rows = np.loadtxt(csv, delimiter=",", skiprows=1)
+    assert rows.shape[1] == len(TRACKS_CSV_COLUMNS)
+    geff_path = export_geff_from_session(s, tmp_path / "t.geff", tl.lineage, labels_path=tmp_path / "l.tif")
+    import geff
+
+    graph, meta = geff.read(geff_path, backend="networkx")
+    assert graph.number_of_nodes() == len(rows) and meta.related_objects[0].path == "../l.tif"
+    assert sorted((d["track_id"], d["t"]) for _, d in graph.nodes(data=True)) == [
+        (int(r[0]), int(r[1])) for r in rows]
 
 
 def test_ctc_tracks_multiple_gaps_and_label_allocation():

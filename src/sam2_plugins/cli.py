@@ -10,8 +10,8 @@ from pathlib import Path
 from .prompts_file import PROMPTS_HELP
 
 DEFAULT_MODEL = "micro-synthetic"
-FORMATS = ("labels", "masks", "overlay", "ctc", "tracks", "session")
-DEFAULT_FORMATS = "labels,tracks,ctc,session"
+FORMATS = ("labels", "masks", "overlay", "ctc", "tracks", "geff", "session")
+DEFAULT_FORMATS = "labels,tracks,ctc,geff,session"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,7 +33,16 @@ def _parser() -> argparse.ArgumentParser:
         epilog=PROMPTS_HELP,
     )
     track.add_argument("input", help="video file, TIFF stack, image folder, .npy array, or 'sample' (the shipped sample)")
-    track.add_argument("--prompts", help="prompts JSON (see below); optional with 'sample'")
+    track.add_argument("--prompts", help="prompts JSON (see below); optional with 'sample' or --seed")
+    track.add_argument("--seed", metavar="auto|LABELS",
+                       help="start from automatic masks ('auto') or from a label image (TIFF/PNG, 0 = background) "
+                            "of the first frame instead of clicks; new cells are then looked for as tracking goes")
+    track.add_argument("--seed-frame", type=int, default=0, help="the frame --seed describes (default 0)")
+    track.add_argument("--new-cells-every", type=int, metavar="N",
+                       help="every N frames, cells that no track covers become new tracks (default: 5 with --seed, "
+                            "else off)")
+    track.add_argument("--no-divisions", dest="divisions", action="store_false",
+                       help="do not follow divisions (by default a track that splits into two cells divides)")
     track.add_argument("--out", required=True, help="output folder")
     track.add_argument("--resume", metavar="SESSION",
                        help="go on with an interrupted run from its session file (OUT/session.sam2session): "
@@ -61,6 +70,19 @@ def _parser() -> argparse.ArgumentParser:
     track.add_argument("--channels", help="for multichannel data: up to three channel indices, e.g. 0,2")
     track.add_argument("--fps", type=float, default=10.0, help="frame rate of the overlay video")
     track.add_argument("--quiet", action="store_true", help="no progress bar")
+    segment = sub.add_parser("segment", help="automatic masks ('segment everything') of an image or a video frame")
+    segment.add_argument("input", help="image file, or a video / TIFF stack / folder with --frame, or 'sample'")
+    segment.add_argument("--frame", type=int, default=0, help="the frame of a video to segment (default 0)")
+    segment.add_argument("--out", required=True, help="output folder: labels.tif (one id per object, 0 = none)")
+    segment.add_argument("--model", default=DEFAULT_MODEL, help="model name or checkpoint path")
+    segment.add_argument("--config", help="official-style config (YAML/JSON) for a custom checkpoint")
+    segment.add_argument("--preset", choices=["auto", "cells", "meta"], default="auto",
+                         help="settings: 'meta' (Meta's automatic mask generator's), 'cells' (tuned for the "
+                              "shipped micro model on cells); auto: cells for micro-synthetic, else meta")
+    segment.add_argument("--points-per-side", type=int, help="grid of clicks per side (overrides the preset)")
+    segment.add_argument("--crop-layers", type=int, help="crop layers (0: the whole image only)")
+    segment.add_argument("--min-area", type=int, help="smallest mask kept, in pixels")
+    segment.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
     try:
         from .train.cli import add_finetune_arguments
     except ImportError:  # pragma: no cover - training extras missing
@@ -77,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "track":
             return run_track(args)
+        if args.command == "segment":
+            return run_segment(args)
         if args.command == "finetune":
             from .train.cli import run_finetune
 
@@ -95,9 +119,10 @@ def run_track(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from . import load_model
-    from .prompts_file import apply_prompts, read_prompts
+    from .prompts_file import apply_prompts, read_label_image, read_prompts
     from .sample import sample_paths
     from .video import load_session
+    from .video.cells import CellEvents, CellOptions
 
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     unknown = sorted(set(formats) - set(FORMATS))
@@ -107,8 +132,12 @@ def run_track(args: argparse.Namespace) -> int:
     if args.input == "sample":
         source, default_prompts = sample_paths()
         prompts_path = prompts_path or default_prompts
-    if args.resume is None and prompts_path is None:
-        raise ValueError("--prompts is required (see 'sam2-plugins track --help' for its format)")
+    if args.input == "sample" and args.seed is not None and args.prompts is None:
+        prompts_path = None
+    if args.resume is None and prompts_path is None and args.seed is None:
+        raise ValueError("--prompts or --seed is required (see 'sam2-plugins track --help')")
+    seed_labels = None if args.seed in (None, "auto") else read_label_image(args.seed)
+    new_cells_every = args.new_cells_every if args.new_cells_every is not None else (5 if args.seed else None)
     if args.resume is not None and not Path(args.resume).is_file():
         raise FileNotFoundError(f"session file to resume not found: {args.resume}")
     prompts = None if prompts_path is None else read_prompts(prompts_path)  # resuming: only its lineage
@@ -119,11 +148,19 @@ def run_track(args: argparse.Namespace) -> int:
                        image_size=args.image_size)
     if args.resume is None:
         session = model.open_video(source, channels=channels, non_overlap_memory=args.non_overlap)
-        apply_prompts(session, prompts)
+        if prompts is not None:
+            apply_prompts(session, prompts)
+        if seed_labels is not None:
+            session.add_label_image(args.seed_frame, seed_labels)
+        elif args.seed == "auto":
+            if not session.add_automatic_masks(args.seed_frame):
+                raise ValueError(f"automatic masks found no object on frame {args.seed_frame}")
     else:
         session = load_session(args.resume, model, source, non_overlap_memory=args.non_overlap)
-    parents = prompts.parents if prompts is not None else {}
     cancel = threading.Event()
+    events = None
+    if args.divisions or new_cells_every:
+        events = CellEvents(session, CellOptions(divisions=args.divisions, new_cells_every=new_cells_every))
     dtype = str(model.compute_dtype).removeprefix("torch.")
     done = 0
     try:
@@ -136,7 +173,8 @@ def run_track(args: argparse.Namespace) -> int:
                 bar.n = count
                 bar.refresh()
 
-            for _ in session.propagate_all(progress=progress, cancel=cancel, resume=args.resume is not None):
+            for _ in session.propagate_all(progress=progress, cancel=cancel, resume=args.resume is not None,
+                                           events=events):
                 pass
     except (KeyboardInterrupt, Exception) as err:
         written = export_session(session, out, [f for f in formats if f == "labels"] + ["session"])
@@ -145,13 +183,45 @@ def run_track(args: argparse.Namespace) -> int:
               f"Go on with: sam2-plugins track {args.input} --out {out} --resume {out / SESSION_FILE} "
               f"(and the same --model)", file=sys.stderr)
         raise
-    written = export_session(session, out, formats, parents=parents, fps=args.fps, cancel=cancel)
+    written = export_session(session, out, formats, fps=args.fps, cancel=cancel)
     for path in written:
         print(path)
     return 0
 
 
 SESSION_FILE = "session.sam2session"
+
+
+def run_segment(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    import tifffile
+
+    from . import load_model
+    from .automask import AutoMaskSettings, masks_to_labels
+    from .sample import sample_paths
+    from .sources import open_source
+
+    out = Path(args.out)
+    check_writable(out)
+    path = sample_paths()[0] if args.input == "sample" else args.input
+    source = open_source(path)
+    if not 0 <= args.frame < source.num_frames:
+        raise IndexError(f"frame {args.frame} is out of range for {source.description} ({source.num_frames} frames)")
+    cells = args.preset == "cells" or (args.preset == "auto" and args.model == DEFAULT_MODEL)
+    settings = AutoMaskSettings.for_cells() if cells else AutoMaskSettings()
+    chosen = {"points_per_side": args.points_per_side, "crop_n_layers": args.crop_layers,
+              "min_mask_region_area": args.min_area}
+    settings = dataclasses.replace(settings, **{k: v for k, v in chosen.items() if v is not None})
+    model = load_model(args.model, config=args.config, device=args.device)
+    image = (source.read(args.frame).clip(0, 1) * 255 + 0.5).astype("uint8")
+    masks = model.generate_masks(image, settings)
+    labels = masks_to_labels(masks, image.shape[:2])
+    from .exports import write_label_stack
+
+    written = write_label_stack(out / "labels.tif", labels[None], min_area=0)
+    print(f"{len(masks)} objects -> {written}")
+    return 0
 
 
 def check_writable(out: Path) -> None:
@@ -165,13 +235,17 @@ def check_writable(out: Path) -> None:
         raise OSError(f"cannot write to the output folder {out}: {err.strerror or err}") from None
 
 
-def export_session(session, out: Path, formats: list[str], *, parents=None, fps: float = 10.0,
+def export_session(session, out: Path, formats: list[str], *, fps: float = 10.0,
                    progress=None, cancel=None) -> list[Path]:
-    """Write the chosen exports of a tracked session into ``out``; returns what was written."""
+    """Write the chosen exports of a tracked session into ``out``, with its lineage; returns what
+    was written."""
     from . import exports
     from .video import save_session
 
-    labels = exports.session_labels(session) if set(formats) - {"overlay", "session"} else None
+    parents = session.lineage.parents
+    labels = None
+    if set(formats) - {"overlay", "session"}:  # specks go once, so every export shows the same pixels
+        labels = exports.clean_labels(exports.session_labels(session))
     written: list[Path] = []
     if "labels" in formats:
         written.append(exports.write_label_stack(out / "labels.tif", labels))
@@ -182,6 +256,9 @@ def export_session(session, out: Path, formats: list[str], *, parents=None, fps:
         written.append(out / "ctc")
     if "tracks" in formats:
         written.append(exports.write_tracks_csv(out / "tracks.csv", labels, parents))
+    if "geff" in formats:
+        linked = out / "labels.tif" if "labels" in formats else None
+        written.append(exports.write_geff(out / "tracks.geff", labels, parents, labels_path=linked))
     if "overlay" in formats:
         video = exports.export_overlay_video_from_session(
             session, out / "overlay.mp4", fps=fps, progress=progress, cancel=cancel

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .automask import AutoMask, AutoMaskSettings, generate_masks
 from .config import Sam2Config
 from .image_predictor import EmbeddingCache, ImageEmbedding, ImagePrediction, embed_image, predict_image
 from .model.sam2 import Sam2Model
@@ -70,6 +71,13 @@ class Sam2:
         1/0), a box (x0, y0, x1, y1) and/or earlier ``low_res_logits``."""
         return predict_image(self, image, points=points, labels=labels, box=box, mask_logits=mask_logits,
                              multimask=multimask)
+
+    def generate_masks(self, image: np.ndarray, settings: AutoMaskSettings | None = None, *, progress=None,
+                       cancel=None) -> list[AutoMask]:
+        """Every object of one image ("segment everything"): a grid of clicks, filtered and
+        de-duplicated (see :mod:`sam2_plugins.automask`; for a video frame use
+        ``session.add_automatic_masks`` or this on ``video.cells.frame_image(session, frame)``)."""
+        return generate_masks(self, image, settings, progress=progress, cancel=cancel)
 
     # ------------------------------------------------------------------ videos
     def open_video(self, source: Any, **options: Any) -> VideoSession:

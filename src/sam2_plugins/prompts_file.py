@@ -99,8 +99,32 @@ def _prompt(path: Path, i: int, e: Any) -> Prompt:
     return Prompt(e["id"], e["frame"], e.get("points"), e.get("labels"), e.get("box"), mask)
 
 
+def read_label_image(path: "str | Path") -> np.ndarray:
+    """A label image file (TIFF, PNG, ...): (H, W) integers, 0 = background."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"label image not found: {path}")
+    try:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
+
+            labels = tifffile.imread(path)
+        else:
+            from PIL import Image
+
+            labels = np.asarray(Image.open(path))
+    except Exception as err:  # noqa: BLE001 - any reader error means the same to the user
+        raise ValueError(f"{path} is not a readable image ({err})") from None
+    labels = np.squeeze(labels)
+    if labels.ndim != 2:
+        raise ValueError(f"{path} is not one label image: shape {labels.shape} (expected height x width)")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"{path} holds {labels.dtype} values: a label image holds integers (0 = background)")
+    return labels
+
+
 def apply_prompts(session, prompts: PromptsFile) -> None:
-    """Add every prompt of the file to a session, in file order."""
+    """Add every prompt of the file to a session, in file order, and its lineage."""
     for p in prompts.prompts:
         if p.mask is not None:
             session.add_mask(p.frame, p.obj_id, p.mask)
@@ -108,3 +132,5 @@ def apply_prompts(session, prompts: PromptsFile) -> None:
             session.add_box(p.frame, p.obj_id, p.box, points=p.points, labels=p.labels)
         else:
             session.add_points(p.frame, p.obj_id, p.points, p.labels)
+    for daughter, mother in prompts.parents.items():
+        session.lineage.set_parent(daughter, mother)

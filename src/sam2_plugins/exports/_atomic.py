@@ -3,8 +3,9 @@
 Files are written under a hidden temporary name in the destination folder
 (``.<name>.<host>-<pid>-<random>.tmp``), flushed and fsynced, then moved over the
 final name with :func:`os.replace`.  Folders are built in a hidden temporary
-sibling folder, every file fsynced, then swapped with the previous folder (an
-atomic exchange on Linux via ``renameat2(RENAME_EXCHANGE)``, else two renames).
+sibling folder, every file (at any depth) fsynced, then swapped with the previous
+folder (an atomic exchange on Linux via ``renameat2(RENAME_EXCHANGE)``, else two
+renames).
 An export that is interrupted -- exception, cancel, Ctrl-C or even SIGKILL --
 therefore leaves the previous output untouched.  Temporaries orphaned by a killed
 process on this host are removed by the next export to the same destination.
@@ -160,9 +161,10 @@ def atomic_folder(path: str | os.PathLike, owned: Callable[[str], bool]) -> Iter
     tmp.mkdir()
     try:
         yield tmp
-        for name in os.listdir(tmp):
-            _fsync_path(tmp / name)
-        _fsync_path(tmp, directory=True)
+        for root, _dirs, files in os.walk(tmp, topdown=False):  # nested folders too (e.g. zarr)
+            for name in files:
+                _fsync_path(Path(root) / name)
+            _fsync_path(Path(root), directory=True)
         if not final.exists():
             os.rename(tmp, final)
         elif _exchange(tmp, final):

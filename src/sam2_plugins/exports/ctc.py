@@ -8,28 +8,31 @@ last frame (inclusive, 0-based) and parent label (0 = none).  The format demands
 that a label be present on *every* frame from B to E and that a parent end
 before its child begins.
 
-Gap handling: an object missing on some frames (left the field of view and came
-back, occluded, lost for a while) is split into one CTC track per contiguous run
-of frames.  The first run keeps the object's id; each later run gets a fresh label
-(above the largest id, in order of appearance) and the run before it as parent --
-the CTC convention for bridging a gap.  Lineage from `parents` ({child: parent})
-links a child's first run to the parent's last run that ends before the child
-begins (no such run: P = 0 and a warning).
+Specks, gaps and lineage follow the rule shared by every export
+(:mod:`sam2_plugins.exports.lineage`): pieces smaller than ``min_area`` pixels
+are erased first (an object that is only a speck on a frame is absent there);
+then each contiguous run of frames of an object is one CTC track.  The first run
+keeps the object's id; each later run gets a fresh label (above the largest id,
+in order of appearance) and the run before it as parent -- the CTC convention for
+bridging a gap.  Lineage from `parents` ({child: parent}) links a child's first
+run to the parent's last run that ends before the child begins (no such run:
+P = 0 and a warning).  The CTC labels are the ``track_id`` of tracks.csv, napari
+tracks and GEFF.
 
 Fragments: the format asks only that each label be consistent with
 ``res_track.txt``; py-ctcmetrics' validator checks exactly that (not
 connectivity) and TRA/SEG match labels by pixel overlap, so a label in several
 disconnected pieces is valid.  ``fragments="keep"`` (default) therefore writes
-masks as they are (no pixel is lost); ``"largest"`` keeps only each label's
-largest 8-connected piece per frame (stray speckles become background), for
-downstream tools that expect one blob per cell.
+the cleaned masks as they are (the same pixels as the label TIFF); ``"largest"``
+keeps only each label's largest 8-connected piece per frame (secondary pieces of
+``min_area`` pixels or more become background too), for downstream tools that
+expect one blob per cell.  Presence, and so the tracks, are the same either way.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping
@@ -40,25 +43,11 @@ from scipy import ndimage as ndi
 
 from ._atomic import atomic_folder
 from .images import as_label_stack
+from .lineage import DEFAULT_MIN_AREA, CTCTrack, clean_frame, ctc_tracks, track_segments
 
 __all__ = ["CTCTrack", "CTCExport", "ctc_tracks", "ctc_mask_name", "write_ctc"]
 
-_CTC_MAX = 0xFFFF
 _CTC_NAME = re.compile(r"mask\d+\.tif|res_track\.txt")
-
-
-@dataclass(frozen=True)
-class CTCTrack:
-    """One CTC track: `label` on frames `begin`..`end` (inclusive), `parent` label or 0.
-
-    `source_id` is the object id in the input label stack that this track comes from.
-    """
-
-    label: int
-    begin: int
-    end: int
-    parent: int
-    source_id: int
 
 
 @dataclass
@@ -80,71 +69,6 @@ class CTCExport:
 def ctc_mask_name(t: int, num_frames: int) -> str:
     """``maskNNN.tif``: 3 digits, or as many as the last index needs (4 beyond 1000 frames)."""
     return f"mask{int(t):0{max(3, len(str(max(num_frames - 1, 0))))}d}.tif"
-
-
-def _runs(frames: list[int]) -> list[tuple[int, int]]:
-    """Maximal runs of consecutive integers in a sorted list, as (first, last)."""
-    out: list[tuple[int, int]] = []
-    for f in frames:
-        if out and f == out[-1][1] + 1:
-            out[-1] = (out[-1][0], f)
-        else:
-            out.append((f, f))
-    return out
-
-
-def ctc_tracks(presence: Mapping[int, list[int]], parents: Mapping[int, int] | None = None) -> list[CTCTrack]:
-    """CTC tracks for objects present on the given frames ({id: sorted frame list}).
-
-    Splits gaps and resolves lineage as described in the module docs; raises
-    ValueError if the labels would not fit CTC's 16-bit range.
-    """
-    parents = dict(parents or {})
-    ids = sorted(i for i, fr in presence.items() if fr)
-    too_big = [i for i in ids if i > _CTC_MAX]
-    if too_big:
-        raise ValueError(f"CTC labels are 16-bit; object ids {too_big[:5]} exceed 65535 (relabel first)")
-    runs = {i: _runs(sorted(presence[i])) for i in ids}
-    pending = sorted(((r[0], i, k) for i in ids for k, r in enumerate(runs[i]) if k > 0))
-    used = set(ids)
-    nxt = max(ids, default=0) + 1
-    free_low = 1
-    labels: dict[tuple[int, int], int] = {(i, 0): i for i in ids}
-    for _, i, k in pending:  # fresh labels above the largest id, then any unused ones
-        while nxt in used and nxt <= _CTC_MAX:
-            nxt += 1
-        if nxt > _CTC_MAX:
-            while free_low in used:
-                free_low += 1
-            nxt = free_low
-        if nxt > _CTC_MAX:
-            raise ValueError("more than 65535 CTC tracks after splitting gaps")
-        labels[(i, k)] = nxt
-        used.add(nxt)
-    tracks: list[CTCTrack] = []
-    for i in ids:
-        for k, (b, e) in enumerate(runs[i]):
-            if k > 0:
-                parent = labels[(i, k - 1)]
-            else:
-                parent = _parent_label(i, b, parents, runs, labels)
-            tracks.append(CTCTrack(labels[(i, k)], b, e, parent, i))
-    return sorted(tracks, key=lambda t: t.label)
-
-
-def _parent_label(child: int, begin: int, parents: Mapping[int, int], runs, labels) -> int:
-    p = int(parents.get(child, 0) or 0)
-    if p == 0 or p == child or p not in runs:
-        return 0
-    before = [k for k, (_, e) in enumerate(runs[p]) if e < begin]
-    if not before:
-        warnings.warn(
-            f"object {child} starts on frame {begin} but its parent {p} does not end before that; "
-            "written without a parent (CTC requires the parent to end first)",
-            stacklevel=4,
-        )
-        return 0
-    return labels[(p, before[-1])]
 
 
 def _largest_pieces(frame: np.ndarray) -> np.ndarray:
@@ -171,12 +95,14 @@ def write_ctc(
     *,
     fragments: Literal["keep", "largest"] = "keep",
     compression: str | None = None,
+    min_area: int = DEFAULT_MIN_AREA,
 ) -> CTCExport:
     """Write a CTC result folder (e.g. ``01_RES``) from a (T, H, W) label stack.
 
     `parents` maps a child object id to its mother's id (divisions); ids absent
-    from `labels` are ignored.  Gaps are split and lineage resolved as in the
-    module docs; `fragments` picks what to do with labels in several pieces.
+    from `labels` are ignored.  Specks (pieces under `min_area` pixels; 0 keeps
+    all) are dropped, gaps split and lineage resolved as in the module docs;
+    `fragments` picks what to do with labels in several pieces.
     Masks are uint16, uncompressed by default (`compression` e.g. ``"zlib"``).
     The folder is built aside and swapped in whole (an interrupted export leaves
     the previous one intact); an existing folder holding other files is refused.
@@ -186,29 +112,18 @@ def write_ctc(
         raise ValueError(f"fragments must be 'keep' or 'largest', got {fragments!r}")
     labels = as_label_stack(labels)
     num_frames = int(labels.shape[0])
-    presence: dict[int, list[int]] = {}
-    for t in range(num_frames):
-        frame = np.asarray(labels[t])
-        if frame.size and frame.min() < 0:
-            raise ValueError(f"label ids must be >= 0, found {frame.min()} on frame {t}")
-        for i in np.unique(frame):
-            if i:
-                presence.setdefault(int(i), []).append(t)
-    tracks = ctc_tracks(presence, parents)
-    by_frame: dict[int, dict[int, int]] = {}
-    for tr in tracks:
-        for t in range(tr.begin, tr.end + 1):
-            by_frame.setdefault(t, {})[tr.source_id] = tr.label
+    segments = track_segments(labels, parents, min_area=min_area, max_label=0xFFFF)
     with atomic_folder(folder, lambda n: bool(_CTC_NAME.fullmatch(n))) as tmp:
         for t in range(num_frames):
-            frame = np.asarray(labels[t])
+            frame = clean_frame(labels[t], segments.min_area)
             ids, inv = np.unique(frame, return_inverse=True)
-            lut = np.array([by_frame.get(t, {}).get(int(i), 0) for i in ids], np.uint16)
+            on_frame = segments.labels_on(t)
+            lut = np.array([on_frame.get(int(i), 0) for i in ids], np.uint16)
             out = lut[inv.reshape(frame.shape)]
             if fragments == "largest":
                 out = _largest_pieces(out)
             tifffile.imwrite(tmp / ctc_mask_name(t, num_frames), out, compression=compression)
-        text = "".join(f"{tr.label} {tr.begin} {tr.end} {tr.parent}\n" for tr in tracks)
+        text = "".join(f"{tr.label} {tr.begin} {tr.end} {tr.parent}\n" for tr in segments.tracks)
         with open(tmp / "res_track.txt", "w", encoding="ascii", newline="\n") as fh:
             fh.write(text)
-    return CTCExport(Path(folder), tracks)
+    return CTCExport(Path(folder), list(segments.tracks))

@@ -1,9 +1,9 @@
-"""Thin conveniences: run an exporter on a :class:`~sam2_plugins.session.VideoSession`.
+"""Thin conveniences: run an exporter on a :class:`~sam2_plugins.video.VideoSession`.
 
-Each reads the session's label stack (``session.labels()``; uint32 when an id
-exceeds 65535) and frames, then calls the matching array-based exporter.  Any
-object with the same duck-typed attributes (``labels``, ``object_ids``,
-``num_frames``, ``source.read``) works.
+Each reads the session's uint16 label stack (``session.labels()``: object ids are
+1..65535, checked when an object is added) and frames, then calls the matching
+array-based exporter.  Any object with the same duck-typed attributes (``labels``,
+``object_ids``, ``num_frames``, ``source.read``) works.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from typing import Any, Mapping
 import numpy as np
 
 from .ctc import CTCExport, write_ctc
+from .geff import write_geff
 from .images import write_label_stack, write_object_masks
+from .lineage import DEFAULT_MIN_AREA, clean_frame
 from .tracks import write_tracks_csv
 from .video import write_overlay_video
 
@@ -26,16 +28,13 @@ __all__ = [
     "export_overlay_video_from_session",
     "export_ctc_from_session",
     "export_tracks_csv_from_session",
+    "export_geff_from_session",
 ]
 
 
-def _dtype(session: Any) -> type:
-    return np.uint32 if any(int(i) > 0xFFFF for i in session.object_ids) else np.uint16
-
-
 def session_labels(session: Any, frames: Any = None) -> np.ndarray:
-    """(T, H, W) label stack of a session, uint16 (uint32 if an object id exceeds 65535)."""
-    return session.labels(frames, dtype=_dtype(session))
+    """(T, H, W) uint16 label stack of a session."""
+    return session.labels(frames, dtype=np.uint16)
 
 
 def export_label_stack_from_session(session: Any, path: str | os.PathLike, **kwargs: Any) -> Path:
@@ -45,17 +44,21 @@ def export_label_stack_from_session(session: Any, path: str | os.PathLike, **kwa
 
 def export_object_masks_from_session(session: Any, folder: str | os.PathLike, **kwargs: Any) -> Path:
     """:func:`write_object_masks` for every session object (also those never found)."""
-    kwargs.setdefault("object_ids", [i for i in session.object_ids if int(i) > 0])
+    kwargs.setdefault("object_ids", list(session.object_ids))
     return write_object_masks(folder, session_labels(session), **kwargs)
 
 
-def export_overlay_video_from_session(session: Any, path: str | os.PathLike, **kwargs: Any) -> Path | None:
-    """:func:`write_overlay_video` of the session's display frames and labels, one frame at a time."""
-    dtype = _dtype(session)
+def export_overlay_video_from_session(
+    session: Any, path: str | os.PathLike, *, min_area: int = DEFAULT_MIN_AREA, **kwargs: Any
+) -> Path | None:
+    """:func:`write_overlay_video` of the session's display frames and labels, one frame at a time.
+
+    Specks under `min_area` pixels are left out, as in every other export (0 shows all).
+    """
     return write_overlay_video(
         path,
         session.source.read,
-        lambda i: session.labels([i], dtype=dtype)[0],
+        lambda i: clean_frame(session.labels([i])[0], min_area),
         num_frames=session.num_frames,
         **kwargs,
     )
@@ -69,7 +72,15 @@ def export_ctc_from_session(
 
 
 def export_tracks_csv_from_session(
-    session: Any, path: str | os.PathLike, parents: Mapping[int, int] | None = None
+    session: Any, path: str | os.PathLike, parents: Mapping[int, int] | None = None, **kwargs: Any
 ) -> Path:
     """:func:`write_tracks_csv` of the session's labels."""
-    return write_tracks_csv(path, session_labels(session), parents)
+    return write_tracks_csv(path, session_labels(session), parents, **kwargs)
+
+
+def export_geff_from_session(
+    session: Any, path: str | os.PathLike, parents: Mapping[int, int] | None = None, **kwargs: Any
+) -> Path:
+    """:func:`write_geff` of the session's labels (`parents`: {child id: mother id};
+    keyword arguments such as `labels_path`, `min_area` are passed on)."""
+    return write_geff(path, session_labels(session), parents, **kwargs)

@@ -12,29 +12,12 @@ import tifffile
 from PIL import Image
 
 from ._atomic import atomic_file, atomic_folder
+from .lineage import DEFAULT_MIN_AREA, as_label_stack, clean_frame
 
 __all__ = ["write_label_stack", "write_object_masks", "object_mask_name", "as_label_stack"]
 
 _UINT = {np.dtype(np.uint8): 0xFF, np.dtype(np.uint16): 0xFFFF, np.dtype(np.uint32): 0xFFFFFFFF}
 _MASK_NAME = re.compile(r"obj\d+_t\d+\.png")
-
-
-def as_label_stack(labels: Any) -> Any:
-    """Check a label stack: (T, H, W) (or one (H, W) frame) of non-negative integers.
-
-    Returns `labels` itself (array-likes such as memmaps are not loaded), or a
-    (1, H, W) view of a single frame.
-    """
-    if not hasattr(labels, "shape") or not hasattr(labels, "dtype"):
-        labels = np.asarray(labels)
-    if len(labels.shape) == 2:
-        labels = np.asarray(labels)[None]
-    if len(labels.shape) != 3:
-        raise ValueError(f"labels must be (T, H, W) or (H, W), got shape {tuple(labels.shape)}")
-    kind = np.dtype(labels.dtype).kind
-    if kind not in "biu":
-        raise TypeError(f"labels must hold integer ids, got dtype {labels.dtype}")
-    return labels
 
 
 def _frame(labels: Any, t: int) -> np.ndarray:
@@ -56,6 +39,7 @@ def write_label_stack(
     *,
     dtype: Any = None,
     compression: str | None = None,
+    min_area: int = DEFAULT_MIN_AREA,
 ) -> Path:
     """Write a (T, H, W) label stack as one multi-page TIFF, atomically; returns the path.
 
@@ -67,7 +51,10 @@ def write_label_stack(
     "shaped" TIFFs whose axes metadata is ``TYX`` (read by tifffile, napari and
     Fiji's Bio-Formats).  `compression` is any tifffile codec name (``"zlib"``
     needs nothing extra); default uncompressed.  Frames are converted one at a time,
-    so a memmapped stack is not loaded whole.
+    so a memmapped stack is not loaded whole.  Specks are dropped first: pieces of
+    an object under `min_area` pixels become background (the rule every export
+    shares, see :mod:`~sam2_plugins.exports.lineage`; ``min_area=0`` writes the
+    stack unchanged).  Data type and display range come from the ids before that.
     """
     labels = as_label_stack(labels)
     lo, hi = _id_range(labels)
@@ -85,7 +72,7 @@ def write_label_stack(
     metadata: dict[str, Any] = {"axes": "TYX"}
     if imagej:
         metadata.update(min=0.0, max=float(max(hi, 1)))
-    pages = (_frame(labels, t).astype(out, copy=False) for t in range(labels.shape[0]))
+    pages = (clean_frame(_frame(labels, t), min_area).astype(out, copy=False) for t in range(labels.shape[0]))
     with atomic_file(path) as tmp:
         tifffile.imwrite(
             tmp, pages, shape=tuple(labels.shape), dtype=out, imagej=imagej,
@@ -110,6 +97,7 @@ def write_object_masks(
     *,
     object_ids: Iterable[int] | None = None,
     skip_empty: bool = False,
+    min_area: int = DEFAULT_MIN_AREA,
 ) -> Path:
     """Write one binary PNG per object and frame into `folder`; returns the folder.
 
@@ -118,7 +106,9 @@ def write_object_masks(
     pixel value 255 inside the object and 0 elsewhere.  Every object gets a
     file for every frame (empty frames are all-zero) unless `skip_empty`.
     `object_ids` defaults to the ids present in `labels`; ids never present
-    get all-zero masks.  The folder is built aside and swapped in whole, so an
+    get all-zero masks.  Specks are dropped first (pieces under `min_area` pixels,
+    the rule every export shares; 0 keeps all), so an object that is only a speck
+    on a frame has an empty mask there.  The folder is built aside and swapped in whole, so an
     interrupted export leaves the previous one intact; an existing folder
     holding other files is refused (FileExistsError).
     """
@@ -127,7 +117,7 @@ def write_object_masks(
     if object_ids is None:
         found: set[int] = set()
         for t in range(num_frames):
-            found.update(int(i) for i in np.unique(_frame(labels, t)))
+            found.update(int(i) for i in np.unique(clean_frame(_frame(labels, t), min_area)))
         ids = sorted(found - {0})
     else:
         ids = sorted({int(i) for i in object_ids})
@@ -136,7 +126,7 @@ def write_object_masks(
     owned = lambda name: bool(_MASK_NAME.fullmatch(name)) or name.startswith(".")  # noqa: E731
     with atomic_folder(folder, owned) as tmp:
         for t in range(num_frames):
-            frame = _frame(labels, t)
+            frame = clean_frame(_frame(labels, t), min_area)
             for oid in ids:
                 mask = frame == oid
                 if skip_empty and not mask.any():

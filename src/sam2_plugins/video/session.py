@@ -27,11 +27,13 @@ import torch
 
 from ..cancel import is_cancelled
 from ..config import Sam2Config
+from ..image_predictor import ImageEmbedding
 from ..intensity import IntensityNormalizer
 from ..model.common import resize_bilinear
 from ..model.sam2 import NO_OBJ_SCORE, ImageFeatures
 from ..prompts import validate_box, validate_mask, validate_object_id, validate_points
 from ..sources import FrameSource, open_source
+from .cells import add_automatic_masks, add_label_image, divide
 from .frames import FrameLoader
 from .lineage import Lineage
 from .memory_select import memory_reach
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
     from ..engine import Sam2
 
 ProgressFn = Callable[[int, int], Any]
+EventsFn = Callable[[FrameResult], "int | None"]
 
 MB = 1 << 20
 ENDLESS = 1 << 30  # a live stream's length, for SAM 2's pointer window: a long video
@@ -131,14 +134,14 @@ class VideoSession:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _check_frame(self, frame: int) -> int:
+    def check_frame(self, frame: int) -> int:
         if isinstance(frame, bool) or not isinstance(frame, (int, np.integer)):
             raise TypeError(f"frame index must be an integer, got {frame!r}")
         if frame < 0 or frame >= self.num_frames:
             raise IndexError(f"frame {frame} is out of range for a video of {self.num_frames} frames")
         return int(frame)
 
-    def _check_object(self, obj_id: int) -> int:
+    def check_object(self, obj_id: int) -> int:
         if obj_id not in self.tracks:
             raise KeyError(f"unknown object id {obj_id}; objects are {self.object_ids}")
         return obj_id
@@ -154,38 +157,52 @@ class VideoSession:
                 self.results.set_frame_size(self.height, self.width)
         return feats
 
+    @torch.inference_mode()
+    def frame_embedding(self, frame: int) -> ImageEmbedding:
+        """The frame as a single image for ``model.predict_image``: a prompt decoded on it sees no
+        memory and changes nothing in the session (a preview, or a check of a frame's content)."""
+        feats = self._features(self.check_frame(frame))
+        net = self.model.network
+        with self.model.precision():
+            embed = net.without_memory(feats)
+        return ImageEmbedding(ImageFeatures(embed, feats.pos, feats.high_res), (self.height, self.width))
+
     # ------------------------------------------------------------------ prompts
-    def add_points(self, frame: int, obj_id: int, points, labels, *, clear: bool = True) -> FrameResult:
+    def add_points(self, frame: int, obj_id: int, points, labels, *, clear: bool = True,
+                   starts_here: bool = False) -> FrameResult:
         """Clicks ((x, y) pixels; label 1 object, 0 background) for one object on one frame.
 
         Replaces that object's earlier clicks on the frame unless ``clear=False``. Returns the
-        masks of every object on the frame.
+        masks of every object on the frame. ``starts_here``: a new object that does not exist
+        before this frame (a cell born or entering here), so no propagation tracks it earlier.
         """
-        frame, obj_id = self._check_frame(frame), validate_object_id(obj_id)
+        frame, obj_id = self.check_frame(frame), validate_object_id(obj_id)
         coords, labs = validate_points(points, labels, (self.height, self.width))
         if coords is None:
             raise ValueError("no points given: pass at least one (x, y) click")
-        return self._add_point_prompt(frame, obj_id, coords, labs, clear)
+        return self._add_point_prompt(frame, obj_id, coords, labs, clear, starts_here)
 
-    def add_box(self, frame: int, obj_id: int, box, *, points=None, labels=None) -> FrameResult:
+    def add_box(self, frame: int, obj_id: int, box, *, points=None, labels=None,
+                starts_here: bool = False) -> FrameResult:
         """A box (x0, y0, x1, y1) in pixels, optionally with clicks, for one object on one frame."""
-        frame, obj_id = self._check_frame(frame), validate_object_id(obj_id)
+        frame, obj_id = self.check_frame(frame), validate_object_id(obj_id)
         box_xyxy = validate_box(box, (self.height, self.width))
         coords, labs = validate_points(points, labels, (self.height, self.width))
-        return self._add_point_prompt(frame, obj_id, *box_corners(box_xyxy, coords, labs), True)
+        return self._add_point_prompt(frame, obj_id, *box_corners(box_xyxy, coords, labs), True, starts_here)
 
-    def _add_point_prompt(self, frame, obj_id, coords: np.ndarray, labels: np.ndarray, clear: bool) -> FrameResult:
+    def _add_point_prompt(self, frame, obj_id, coords: np.ndarray, labels: np.ndarray, clear: bool,
+                          starts_here: bool) -> FrameResult:
         new = PointPrompt.from_pixels(coords, labels, (self.height, self.width), self.model.image_size)
         track = self.tracks.get(obj_id)
         if not clear and track is not None and frame in track.points:
             new = track.points[frame].extended(new)
-        return self._run_prompt(frame, obj_id, points=new)
+        return self._run_prompt(frame, obj_id, points=new, first_frame=frame if starts_here else None)
 
-    def add_mask(self, frame: int, obj_id: int, mask) -> FrameResult:
-        """A mask (H, W) (bool or 0/1) for one object on one frame."""
-        frame, obj_id = self._check_frame(frame), validate_object_id(obj_id)
+    def add_mask(self, frame: int, obj_id: int, mask, *, starts_here: bool = False) -> FrameResult:
+        """A mask (H, W) (bool or 0/1) for one object on one frame (``starts_here``: see add_points)."""
+        frame, obj_id = self.check_frame(frame), validate_object_id(obj_id)
         m = mask_input(validate_mask(mask, (self.height, self.width)), self.model.image_size)
-        return self._run_prompt(frame, obj_id, mask=m.to(self.model.device))
+        return self._run_prompt(frame, obj_id, mask=m.to(self.model.device), first_frame=frame if starts_here else None)
 
     @torch.inference_mode()
     def _run_prompt(self, frame: int, obj_id: int, *, points: PointPrompt | None = None,
@@ -194,6 +211,8 @@ class VideoSession:
         if track is not None and not track.alive(frame):
             raise ValueError(f"object {obj_id} lives on frames {track.first_frame or 0}.."
                              f"{'' if track.last_frame is None else track.last_frame}: no prompt on frame {frame}")
+        if track is not None and first_frame is not None:
+            raise ValueError(f"object {obj_id} exists already: only a new object can start on frame {first_frame}")
         self._features(frame)  # read + encode first: a bad frame fails before any state changes
         track = track or self.tracker.new_track(obj_id, first_frame)
         is_init = frame not in track.tracked
@@ -234,7 +253,7 @@ class VideoSession:
     # ------------------------------------------------------------------ editing
     def remove_object(self, obj_id: int) -> None:
         """Forget an object: its prompts, memories and results."""
-        track = self.tracks.pop(self._check_object(obj_id))
+        track = self.tracks.pop(self.check_object(obj_id))
         track.release()
         self.results.drop_object(obj_id)
         self.lineage.forget(obj_id)
@@ -247,8 +266,8 @@ class VideoSession:
         prompt at all is removed.
         """
         if frame is not None:
-            frame = self._check_frame(frame)
-        ids = [self._check_object(obj_id)] if obj_id is not None else self.object_ids
+            frame = self.check_frame(frame)
+        ids = [self.check_object(obj_id)] if obj_id is not None else self.object_ids
         for oid in ids:
             track = self.tracks[oid]
             frames = [frame] if frame is not None else sorted(track.prompted_frames() | set(track.pending))
@@ -259,6 +278,33 @@ class VideoSession:
             if not track.prompted_frames():
                 self.remove_object(oid)
 
+    def check_end(self, obj_id: int, frame: int) -> None:
+        """Raise ValueError if ``obj_id`` cannot end before ``frame`` (see :meth:`end_object`)."""
+        self.tracks[self.check_object(obj_id)].check_end_before(frame)
+
+    def end_object(self, obj_id: int, frame: int) -> None:
+        """``obj_id`` ends on ``frame - 1`` (it divided, or left for good): its results and
+        memories from ``frame`` on go, and no propagation tracks it there again."""
+        self.check_end(obj_id, self.check_frame(frame))
+        for f in self.tracks[obj_id].end_before(frame):
+            self.results.drop_frame(f, obj_id)
+        for f in [f for f in self.results.frames() if f >= frame]:
+            self.results.drop_frame(f, obj_id)
+        self.progress = None
+
+    def divide(self, frame: int, obj_id: int, *, masks=None, points=None, daughter_ids=None) -> tuple[int, int]:
+        """``obj_id`` divides on ``frame``: it ends on ``frame - 1`` and two daughters start on
+        ``frame`` from their masks or clicks (see :func:`sam2_plugins.video.cells.divide`)."""
+        return divide(self, frame, obj_id, masks=masks, points=points, daughter_ids=daughter_ids)
+
+    def add_label_image(self, frame: int, labels, *, starts_here: bool = False) -> list[int]:
+        """Each label of an (H, W) label image becomes that object's mask prompt on ``frame``."""
+        return add_label_image(self, frame, labels, starts_here=starts_here)
+
+    def add_automatic_masks(self, frame: int, settings=None) -> list[int]:
+        """Seed every object that automatic masks find on ``frame`` (new ids); returns the ids."""
+        return add_automatic_masks(self, frame, settings)
+
     def reset(self) -> None:
         """Remove every object, prompt and result (cached image features are kept)."""
         for oid in self.object_ids:
@@ -268,8 +314,9 @@ class VideoSession:
 
     # ------------------------------------------------------------------ propagation
     @torch.inference_mode()
-    def _consolidate_prompts(self) -> None:
-        """Encode memories of newly prompted frames and make them conditioning frames."""
+    def _consolidate_prompts(self, keep_progress: bool = False) -> None:
+        """Encode memories of newly prompted frames and make them conditioning frames (new prompts
+        make an earlier propagation's record stale, unless the caller goes on with it)."""
         if not self.tracks:
             raise RuntimeError("nothing to propagate: add points, a box or a mask on some frame first")
         with self.model.precision():
@@ -283,8 +330,8 @@ class VideoSession:
                 todo = outs if exclusive else [o for o in outs if o.maskmem_features is None]
                 if todo:
                     self.tracker.encode_prompted(frame, todo)
-            if prompted:
-                self.progress = None  # new prompts: an earlier propagation's frames are stale
+            if prompted and not keep_progress:
+                self.progress = None
             for track in self.tracks.values():
                 track.commit()
 
@@ -305,7 +352,7 @@ class VideoSession:
         keeping the frames already done.
         """
         if start is not None:
-            self._check_frame(start)
+            self.check_frame(start)
         if max_frames is not None and (not isinstance(max_frames, (int, np.integer)) or max_frames < 0):
             raise ValueError(f"max_frames must be a non-negative integer, got {max_frames!r}")
         self._consolidate_prompts()
@@ -313,8 +360,8 @@ class VideoSession:
         order = self._processing_order(start, reverse, max_frames)
         return self._propagate(order, reverse, progress, cancel)
 
-    def propagate_all(self, *, onward_only: bool = False, resume: bool = False, progress: ProgressFn | None = None,
-                      cancel: Any = None) -> Iterator[FrameResult]:
+    def propagate_all(self, *, onward_only: bool = False, resume: bool = False, events: EventsFn | None = None,
+                      progress: ProgressFn | None = None, cancel: Any = None) -> Iterator[FrameResult]:
         """Forward from the earliest prompted frame to the end, then backward from it to frame 0.
 
         ``onward_only=True`` re-tracks only from the earliest frame prompted since the last
@@ -322,6 +369,9 @@ class VideoSession:
         ``resume=True`` goes on with an interrupted (cancelled, or saved and reloaded)
         ``propagate_all`` where it stopped, when no prompt changed since: the frames it tracks
         then are those an uninterrupted run would have tracked, with the same masks.
+        ``events(result)`` is called after each frame of the forward pass; it may edit the session
+        (a division, a new object: see :class:`~sam2_plugins.video.cells.CellEvents`) and return the
+        frame to go on from, which is tracked again with the edits.
         """
         pending = [f for t in self.tracks.values() for f in t.pending]
         tracked_before = any(t.tracked for t in self.tracks.values())
@@ -343,9 +393,20 @@ class VideoSession:
                 progress(done, total)
 
         for order, rev in passes:
-            if is_cancelled(cancel):
-                return
-            yield from self._propagate(order, rev, step_progress, cancel)
+            while order:
+                restart = None
+                for result in self._propagate(order, rev, step_progress, cancel):
+                    yield result
+                    restart = None if events is None or rev else events(result)
+                    if restart is not None:
+                        break
+                if restart is None:
+                    break
+                self._consolidate_prompts(keep_progress=True)
+                if self.progress is not None:
+                    self.progress.forward_next = restart
+                order = list(range(restart, self.num_frames))
+                total += len(order)
 
     def _processing_order(self, start: int | None, reverse: bool, max_frames: int | None) -> list[int]:
         if start is None:
@@ -434,6 +495,7 @@ class VideoSession:
             "normalizer": self.normalizer.to_dict(),
             "tracking": {"non_overlap_memory": self.tracker.non_overlap_memory},
             "objects": objects,
+            "lineage": self.lineage.to_dict(),
             "progress": None if self.progress is None else asdict(self.progress),
         }
         return {"meta": meta, "tensors": tensors}
@@ -453,6 +515,7 @@ class VideoSession:
                 f"belongs to a video of {video['num_frames']} frames of {video['width']}x{video['height']}, "
                 f"not {self.source.description} ({self.num_frames} frames of {self.width}x{self.height})"
             )
+        Lineage.from_dict(meta.get("lineage"))  # readable, before anything changes
         tracks = {}
         for record in meta["objects"]:
             validate_object_id(record["id"])
@@ -464,6 +527,7 @@ class VideoSession:
             self.source.normalizer = normalizer
             self.feature_cache.clear()
         self.tracks.update(tracks)
+        self.lineage = Lineage.from_dict(meta.get("lineage"))
         self.results.load_state_dict(tensors)
         self.tracker.non_overlap_memory = bool(meta["tracking"]["non_overlap_memory"])
         progress = meta.get("progress")
@@ -472,12 +536,12 @@ class VideoSession:
     # ------------------------------------------------------------------ read-back
     def mask(self, frame: int, obj_id: int) -> np.ndarray | None:
         """(H, W) bool mask of one object on one frame, or None if that frame has no result for it."""
-        logits = self.results.logits(self._check_frame(frame), self._check_object(obj_id))
+        logits = self.results.logits(self.check_frame(frame), self.check_object(obj_id))
         return None if logits is None else logits > 0
 
     def labels(self, frames=None, dtype=np.uint16) -> np.ndarray:
         """(T, H, W) label stack: each pixel holds the id of the most confident object (0: none)."""
-        frames = range(self.num_frames) if frames is None else [self._check_frame(f) for f in frames]
+        frames = range(self.num_frames) if frames is None else [self.check_frame(f) for f in frames]
         return np.stack([self.results.label_frame(f, dtype) for f in frames])
 
     def presence(self) -> dict[int, np.ndarray]:

@@ -169,14 +169,19 @@ class ObjectTrack:
         for f in [f for f in self._visited if f < visits_before]:
             del self._visited[f]
 
-    def end_before(self, frame: int) -> list[int]:
-        """The object ends on ``frame - 1`` (it divided): its tracked outputs and visits from ``frame``
-        on go. Returns those frames. Prompts from ``frame`` on would contradict it: ValueError."""
+    def check_end_before(self, frame: int) -> None:
+        """Raise ValueError if the object cannot end on ``frame - 1``: prompts from ``frame`` on, or a
+        start at or after ``frame``, would contradict it."""
         late = sorted(f for f in self.prompted_frames() | set(self._pending) if f >= frame)
         if late:
             raise ValueError(f"object {self.obj_id} has prompts on frame(s) {late}, at or after frame {frame}")
         if self.first_frame is not None and frame <= self.first_frame:
             raise ValueError(f"object {self.obj_id} starts on frame {self.first_frame}: it cannot end before {frame}")
+
+    def end_before(self, frame: int) -> list[int]:
+        """The object ends on ``frame - 1`` (it divided): its tracked outputs and visits from ``frame``
+        on go. Returns those frames."""
+        self.check_end_before(frame)
         gone = sorted({f for f in self._tracked if f >= frame} | {f for f in self._visited if f >= frame})
         for f in gone:
             self._tracked.pop(f, None)
