@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..automask import AutoMaskSettings, generate_masks, masks_to_labels, uncovered_masks
+from ..automask import AutoMaskSettings, generate_masks, masks_to_labels
 from ..prompts import MAX_OBJECT_ID, validate_mask, validate_points
 from .results import FrameResult
 
@@ -152,7 +152,7 @@ class CellOptions:
     min_part_area: int = 12  # and at least this many pixels
     max_daughter_iou: float = 0.4  # clicks in two cells give masks overlapping less than this
     new_cells_every: int | None = None  # frames between searches for cells no track covers (None: never)
-    new_cell_max_overlap: float = 0.2  # a mask covered by tracks beyond this share is not new
+    new_cell_min_iou: float = 0.3  # an automatic mask matching a track this well is that track, not new
     automask: AutoMaskSettings = field(default_factory=AutoMaskSettings.for_cells)
 
     def __post_init__(self) -> None:
@@ -257,14 +257,14 @@ class CellEvents:
         found = generate_masks(session.model, frame_image(session, frame), opts.automask)
         tracked = session.labels([frame])[0]
         changed = False
-        for cell in uncovered_masks(found, tracked, opts.new_cell_max_overlap):
-            mask = cell.mask & (tracked == 0)
-            if mask.sum() < opts.min_part_area:
+        for cell in found:
+            mask = cell.mask
+            if mask.sum() < opts.min_part_area or self._explained(mask, tracked):
                 continue
             mother = self._mother_of(frame, mask, tracked) if opts.divisions else None
             try:
                 if mother is not None:
-                    divide(session, frame, mother, masks=[(tracked == mother) & ~mask, mask])
+                    divide(session, frame, mother, masks=[(tracked == mother) & ~mask, mask & (tracked != mother)])
                 else:
                     (new_id,) = next_free_ids(session, 1)
                     session.add_mask(frame, new_id, mask, starts_here=True)
@@ -274,20 +274,32 @@ class CellEvents:
             changed = True
         return frame + 1 if changed else None
 
+    def _explained(self, cell: np.ndarray, tracked: np.ndarray) -> bool:
+        """Whether a track already is this cell (their masks match), rather than a track that only
+        spills over it."""
+        ids, counts = np.unique(tracked[cell], return_counts=True)
+        area = int(cell.sum())
+        for i, shared in zip(ids, counts):
+            if i and shared / (area + int((tracked == i).sum()) - shared) >= self.options.new_cell_min_iou:
+                return True
+        return False
+
     def _mother_of(self, frame: int, cell: np.ndarray, tracked: np.ndarray) -> int | None:
-        """The track a new cell divided from: the one it lies against over the longest border, if
-        its size is a sister's (within 2.5x) and it is no newborn; none for a cell at the image's edge."""
+        """The track a new cell divided from: of the tracks it lies against (longest shared border
+        first), the first of a sister's size (within 2.5x) that neither covers the cell nor was born
+        just now; none for a cell at the image's edge (it entered the field)."""
         if cell[0].any() or cell[-1].any() or cell[:, 0].any() or cell[:, -1].any():
-            return None  # entering the field
+            return None
+        area = int(cell.sum())
         ring = ndi.binary_dilation(cell, iterations=2) & ~cell
         ids, counts = np.unique(tracked[ring], return_counts=True)
         for i in ids[np.argsort(counts)[::-1]]:
-            if i == 0:
-                continue
             track = self.session.tracks.get(int(i))
-            area = int((tracked == i).sum())
-            newborn = track is not None and track.first_frame is not None and frame - track.first_frame < 3
-            if track is None or newborn or not 0.4 <= cell.sum() / max(area, 1) <= 2.5:
-                return None
-            return int(i)
+            if not i or track is None:
+                continue
+            own = tracked == i
+            newborn = track.first_frame is not None and frame - track.first_frame < 3
+            spills = (own & cell).sum() > 0.5 * area
+            if not newborn and not spills and 0.4 <= area / max(int((own & ~cell).sum()), 1) <= 2.5:
+                return int(i)
         return None
