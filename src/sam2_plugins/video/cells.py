@@ -180,10 +180,11 @@ def _two_seeds(mask: np.ndarray) -> tuple[tuple[float, float], tuple[float, floa
 
 
 def split_in_two(session: "VideoSession", frame: int, mask: np.ndarray, recent_area: float,
-                 opts: "CellOptions") -> list[np.ndarray] | None:
+                 opts: "CellOptions", embedding=None) -> list[np.ndarray] | None:
     """The two cells that a tracked mask holds, when it holds two: separate parts, or two cells
     the model tells apart (a click in each of the mask's two widest places gives two masks that
-    barely overlap, each of a daughter's size, together covering most of the mask)."""
+    barely overlap, each of a daughter's size, together covering most of the mask).
+    ``embedding()`` gives the frame's :meth:`VideoSession.frame_embedding` (default: made here)."""
     floor = max(opts.min_part_area, opts.min_part_fraction * recent_area)
     parts, n = ndi.label(mask, structure=np.ones((3, 3), bool))
     if n >= 2:
@@ -194,7 +195,7 @@ def split_in_two(session: "VideoSession", frame: int, mask: np.ndarray, recent_a
     seeds = _two_seeds(mask)
     if seeds is None:
         return None
-    emb = session.frame_embedding(frame)
+    emb = embedding() if embedding is not None else session.frame_embedding(frame)
     la, lb = (session.model.predict_image(emb, points=[p], labels=[1]).logits[0] for p in seeds)
     a, b = la > 0, lb > 0
     union = a | b
@@ -222,6 +223,13 @@ class CellEvents:
         session, opts = self.session, self.options
         frame = result.frame_index
         restart: int | None = None
+        made: list = []
+
+        def embedding():  # made once a frame, for every track that needs it
+            if not made:
+                made.append(session.frame_embedding(frame))
+            return made[0]
+
         if opts.divisions:
             for k, oid in enumerate(result.object_ids):
                 if oid not in session.tracks:
@@ -230,7 +238,7 @@ class CellEvents:
                 area = int(mask.sum())
                 history = self._areas.setdefault(oid, [])
                 recent = float(np.median(history)) if history else float(area)
-                parts = split_in_two(session, frame, mask, recent, opts) if area else None
+                parts = split_in_two(session, frame, mask, recent, opts, embedding) if area else None
                 if parts is None:
                     self._splits.pop(oid, None)
                     history.append(area)
