@@ -151,6 +151,8 @@ class CellOptions:
     min_part_fraction: float = 0.2  # each part at least this share of the track's recent area
     min_part_area: int = 12  # and at least this many pixels
     max_daughter_iou: float = 0.4  # clicks in two cells give masks overlapping less than this
+    max_part_fraction: float = 0.8  # no daughter is nearly the whole mother
+    min_mother_fraction: float = 0.5  # tracks below this share of the typical cell's area do not divide
     new_cells_every: int | None = None  # frames between searches for cells no track covers (None: never)
     new_cell_min_iou: float = 0.3  # an automatic mask matching a track this well is that track, not new
     automask: AutoMaskSettings = field(default_factory=AutoMaskSettings.for_cells)
@@ -204,6 +206,8 @@ def split_in_two(session: "VideoSession", frame: int, mask: np.ndarray, recent_a
     a, b = mask & a & (la >= lb), mask & b & (lb > la)  # shared pixels go to the more certain mask
     if min(a.sum(), b.sum()) < floor or max(a.sum(), b.sum()) > 3 * min(a.sum(), b.sum()):
         return None
+    if max(a.sum(), b.sum()) > opts.max_part_fraction * max(recent_area, mask.sum()):
+        return None  # one part is the whole cell: a neighbour let go of, not a daughter
     return [a, b]
 
 
@@ -231,6 +235,8 @@ class CellEvents:
             return made[0]
 
         if opts.divisions:
+            areas = (result.logits > 0).sum(axis=(1, 2))
+            typical = float(np.median(areas[areas > 0])) if (areas > 0).any() else 0.0
             for k, oid in enumerate(result.object_ids):
                 if oid not in session.tracks:
                     continue
@@ -238,7 +244,8 @@ class CellEvents:
                 area = int(mask.sum())
                 history = self._areas.setdefault(oid, [])
                 recent = float(np.median(history)) if history else float(area)
-                parts = split_in_two(session, frame, mask, recent, opts, embedding) if area else None
+                big_enough = area and recent >= opts.min_mother_fraction * typical
+                parts = split_in_two(session, frame, mask, recent, opts, embedding) if big_enough else None
                 if parts is None:
                     self._splits.pop(oid, None)
                     history.append(area)
