@@ -201,6 +201,7 @@ def run_segment(args: argparse.Namespace) -> int:
     from .automask import AutoMaskSettings, masks_to_labels
     from .sample import sample_paths
     from .sources import open_source
+    from .video.cells import frame_image
 
     out = Path(args.out)
     check_writable(out)
@@ -214,7 +215,7 @@ def run_segment(args: argparse.Namespace) -> int:
               "min_mask_region_area": args.min_area}
     settings = dataclasses.replace(settings, **{k: v for k, v in chosen.items() if v is not None})
     model = load_model(args.model, config=args.config, device=args.device)
-    image = (source.read(args.frame).clip(0, 1) * 255 + 0.5).astype("uint8")
+    image = frame_image(source, args.frame)
     masks = model.generate_masks(image, settings)
     labels = masks_to_labels(masks, image.shape[:2])
     from .exports import write_label_stack
@@ -244,21 +245,22 @@ def export_session(session, out: Path, formats: list[str], *, fps: float = 10.0,
 
     parents = session.lineage.parents
     labels = None
-    if set(formats) - {"overlay", "session"}:  # specks go once, so every export shows the same pixels
+    if set(formats) - {"overlay", "session"}:  # specks go here, once: every export shows these pixels
         labels = exports.clean_labels(exports.session_labels(session))
+    kept = {"min_area": 0}  # already cleaned
     written: list[Path] = []
     if "labels" in formats:
-        written.append(exports.write_label_stack(out / "labels.tif", labels))
+        written.append(exports.write_label_stack(out / "labels.tif", labels, **kept))
     if "masks" in formats:
-        written.append(exports.write_object_masks(out / "masks", labels, object_ids=session.object_ids))
+        written.append(exports.write_object_masks(out / "masks", labels, object_ids=session.object_ids, **kept))
     if "ctc" in formats:
-        exports.write_ctc(out / "ctc", labels, parents)
+        exports.write_ctc(out / "ctc", labels, parents, **kept)
         written.append(out / "ctc")
     if "tracks" in formats:
-        written.append(exports.write_tracks_csv(out / "tracks.csv", labels, parents))
+        written.append(exports.write_tracks_csv(out / "tracks.csv", labels, parents, **kept))
     if "geff" in formats:
         linked = out / "labels.tif" if "labels" in formats else None
-        written.append(exports.write_geff(out / "tracks.geff", labels, parents, labels_path=linked))
+        written.append(exports.write_geff(out / "tracks.geff", labels, parents, labels_path=linked, **kept))
     if "overlay" in formats:
         video = exports.export_overlay_video_from_session(
             session, out / "overlay.mp4", fps=fps, progress=progress, cancel=cancel

@@ -76,7 +76,7 @@ class Sam2:
                        cancel=None) -> list[AutoMask]:
         """Every object of one image ("segment everything"): a grid of clicks, filtered and
         de-duplicated (see :mod:`sam2_plugins.automask`; for a video frame use
-        ``session.add_automatic_masks`` or this on ``video.cells.frame_image(session, frame)``)."""
+        ``session.add_automatic_masks`` or this on ``video.cells.frame_image(session.source, frame)``)."""
         return generate_masks(self, image, settings, progress=progress, cancel=cancel)
 
     # ------------------------------------------------------------------ videos

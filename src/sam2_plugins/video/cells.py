@@ -24,6 +24,7 @@ from ..prompts import MAX_OBJECT_ID, validate_mask, validate_points
 from .results import FrameResult
 
 if TYPE_CHECKING:
+    from ..sources import FrameSource
     from .session import VideoSession
 
 
@@ -36,9 +37,9 @@ def next_free_ids(session: "VideoSession", count: int) -> list[int]:
     return list(range(start, start + count))
 
 
-def frame_image(session: "VideoSession", frame: int) -> np.ndarray:
-    """The frame as the model sees it: (H, W, 3) uint8 of the session's intensity normalisation."""
-    return (np.clip(session.source.read(frame), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+def frame_image(source: "FrameSource", frame: int) -> np.ndarray:
+    """The frame as the model sees it: (H, W, 3) uint8 of the source's intensity normalisation."""
+    return (np.clip(source.read(frame), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
 # ---------------------------------------------------------------- seeding
@@ -74,7 +75,7 @@ def add_label_image(session: "VideoSession", frame: int, labels: Any, *, starts_
 def add_automatic_masks(session: "VideoSession", frame: int, settings: AutoMaskSettings | None = None,
                         *, starts_here: bool = False) -> list[int]:
     """Seed every object that automatic masks find on ``frame``, with new ids. Returns them."""
-    masks = generate_masks(session.model, frame_image(session, frame), settings or AutoMaskSettings.for_cells())
+    masks = generate_masks(session.model, frame_image(session.source, frame), settings or AutoMaskSettings.for_cells())
     labels = masks_to_labels(masks, (session.height, session.width))
     ids = next_free_ids(session, int(labels.max()))
     relabel = np.zeros(int(labels.max()) + 1, np.int64)
@@ -269,7 +270,7 @@ class CellEvents:
         """Cells no track covers become tracks: a daughter when it lies against a track of its size
         (a division whose other daughter the track followed), else a cell that appeared."""
         session, opts = self.session, self.options
-        found = generate_masks(session.model, frame_image(session, frame), opts.automask)
+        found = generate_masks(session.model, frame_image(session.source, frame), opts.automask)
         tracked = session.labels([frame])[0]
         changed = False
         for cell in found:
