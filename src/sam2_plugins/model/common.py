@@ -152,8 +152,11 @@ def apply_rope(x: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
 
 
 def tensors_version(tensors) -> int:
-    """Changes whenever one of ``tensors`` is replaced or updated in place (a key for cached results)."""
-    return hash(tuple((t.data_ptr(), t.dtype, t.device, t._version) for t in tensors))
+    """Changes whenever one of ``tensors`` is replaced or updated in place (a key for cached results).
+
+    Inference tensors (weights made under ``torch.inference_mode()``, as ComfyUI runs its nodes) keep
+    no version counter: only their storage and dtype name them."""
+    return hash(tuple((t.data_ptr(), t.dtype, t.device, 0 if t.is_inference() else t._version) for t in tensors))
 
 
 def resize_bilinear(x: torch.Tensor, size: tuple[int, int], antialias: bool = False) -> torch.Tensor:

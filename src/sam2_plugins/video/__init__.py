@@ -12,8 +12,8 @@ from .cells import CellEvents, CellOptions
 from .lineage import Division, Lineage
 from .results import FrameResult
 from .session import VideoSession
-from .session_file import load_session, read_session_file, save_session
+from .session_file import load_session, read_session_file, read_session_results, save_session
 from .stream import StreamSession
 
 __all__ = ["CellEvents", "CellOptions", "Division", "FrameResult", "Lineage", "StreamSession", "VideoSession",
-           "load_session", "read_session_file", "save_session"]
+           "load_session", "read_session_file", "read_session_results", "save_session"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Callable
 
 import torch
 
@@ -12,27 +13,38 @@ from ..sources import FrameSource
 
 
 class FrameLoader:
-    """Frame index -> model input (1, 3, S, S); frames announced by :meth:`prefetch` load in a thread."""
+    """Frame index -> model input (1, 3, S, S); frames announced by :meth:`prefetch` load in a thread.
 
-    def __init__(self, source: FrameSource, size: int, device: torch.device, depth: int = 2) -> None:
+    ``key_fn`` (e.g. a digest for an on-disk feature cache) runs on the CPU copy in the same
+    thread, so :meth:`get_with_key` costs no extra read or device round trip.
+    """
+
+    def __init__(self, source: FrameSource, size: int, device: torch.device, depth: int = 2,
+                 key_fn: Callable[[torch.Tensor], str] | None = None) -> None:
         self.source = source
         self.size = size
         self.device = device
         self.depth = depth
+        self.key_fn = key_fn
         self._pending: dict[int, Future] = {}
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sam2-prefetch") if depth > 0 else None
 
-    def _load(self, frame: int) -> torch.Tensor:
+    def _load(self, frame: int) -> tuple[torch.Tensor, str | None]:
         pixels = to_model_input(self.source.read(frame), self.size, "cpu")
+        key = self.key_fn(pixels) if self.key_fn is not None else None
         # page-locked on CUDA: the upload then runs without a staging copy and overlaps the host
-        return pixels.pin_memory() if self.device.type == "cuda" else pixels
+        return (pixels.pin_memory() if self.device.type == "cuda" else pixels), key
 
-    def get(self, frame: int) -> torch.Tensor:
+    def get_with_key(self, frame: int) -> tuple[torch.Tensor, str | None]:
+        """(model input on the device, its key or None)."""
         with self._lock:
             fut = self._pending.pop(frame, None)
-        pixels = fut.result() if fut is not None else self._load(frame)
-        return pixels.to(self.device, non_blocking=pixels.is_pinned())
+        pixels, key = fut.result() if fut is not None else self._load(frame)
+        return pixels.to(self.device, non_blocking=pixels.is_pinned()), key
+
+    def get(self, frame: int) -> torch.Tensor:
+        return self.get_with_key(frame)[0]
 
     def prefetch(self, frames) -> None:
         if self._pool is None:

@@ -7,7 +7,9 @@
     labels = session.labels()  # (T, H, W), one id per pixel
 
 Frames are read and preprocessed on demand (with a small prefetch), encoder features live
-in a byte-bounded LRU cache (``feature_cache_mb``), and per-frame memories in a byte-bounded
+in a byte-bounded LRU cache (``feature_cache_mb``) and, with ``feature_dir``, on disk, so a movie
+opened again is not encoded again (``feature_counts`` says how many frames were encoded or read
+back); per-frame memories in a byte-bounded
 pool that spills to disk (``memory_mb``; what the last two frames read stays in RAM even
 beyond it). Tracking reads only the last few frames' memories, so the default pool is small.
 
@@ -19,6 +21,7 @@ masks are those its decoder made, and the rule acts through the frames that foll
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
@@ -39,6 +42,7 @@ from .lineage import Lineage
 from .memory_select import memory_reach
 from .passes import PassProgress
 from .results import FrameResult, ResultStore
+from .feature_store import FeatureStore
 from .stores import FeatureCache, FrameOutput, SpillPool, return_freed_memory
 from .track import ObjectTrack, PointPrompt, box_corners, mask_input
 from .tracker import Tracker
@@ -68,6 +72,7 @@ class VideoSession:
         spill_dir: str | None = None,
         prefetch: int = 2,
         non_overlap_memory: bool | None = None,
+        feature_dir: str | os.PathLike | None = None,
     ) -> None:
         self.model = model
         if isinstance(source, FrameSource) and source.growing:
@@ -77,8 +82,12 @@ class VideoSession:
             if self.source.num_frames == 0:
                 raise ValueError(f"{self.source.description} has no frames")
         self.feature_cache = FeatureCache(int(feature_cache_mb * MB))
+        # on disk too, when asked: a movie opened again is not encoded again (see feature_store)
+        self.feature_store = FeatureStore(feature_dir, model) if feature_dir is not None else None
+        self.feature_counts = {"encoded": 0, "loaded": 0}  # encoder runs, frames read from feature_dir
         self.pool = SpillPool(int(memory_mb * MB), spill_dir)
-        self.loader = FrameLoader(self.source, model.image_size, model.device, prefetch)
+        key_fn = FeatureStore.frame_key if self.feature_store is not None else None
+        self.loader = FrameLoader(self.source, model.image_size, model.device, prefetch, key_fn)
         self.tracker = Tracker(model.network, self._features, self._memory_horizon, self.pool)
         if non_overlap_memory is not None:  # default: the model config's non_overlap_masks_for_mem_enc
             self.tracker.non_overlap_memory = bool(non_overlap_memory)
@@ -149,9 +158,17 @@ class VideoSession:
     def _features(self, frame: int) -> ImageFeatures:
         feats = self.feature_cache.get(frame)
         if feats is None:
-            pixels = self.loader.get(frame)
-            with torch.inference_mode(), self.model.precision():
-                feats = self.model.network.encode_image(pixels)
+            pixels, key = self.loader.get_with_key(frame)
+            store = self.feature_store
+            feats = store.load(key) if store is not None else None
+            if feats is not None:
+                self.feature_counts["loaded"] += 1
+            else:
+                with torch.inference_mode(), self.model.precision():
+                    feats = self.model.network.encode_image(pixels)
+                self.feature_counts["encoded"] += 1
+                if store is not None:
+                    store.save(key, feats)
             self.feature_cache.put(frame, feats)
             if self.results.height is None:
                 self.results.set_frame_size(self.height, self.width)

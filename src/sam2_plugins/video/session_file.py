@@ -77,3 +77,19 @@ def load_session(path: "str | Path", model: "Sam2", source: Any, **options: Any)
     if non_overlap is not None:
         session.non_overlap_memory = non_overlap
     return session
+
+
+def read_session_results(path: "str | Path") -> tuple["np.ndarray", dict[int, int], dict[str, Any]]:
+    """A session file's results without its movie or a model: the (T, H, W) uint16 label stack, the
+    lineage ``{daughter: mother}`` and the video's description (for viewers and file readers)."""
+    import numpy as np
+
+    from .lineage import Lineage
+    from .results import ResultStore
+
+    meta, tensors = read_session_file(path)
+    video = meta["video"]
+    results = ResultStore(int(video["height"]), int(video["width"]))
+    results.load_state_dict(tensors)
+    labels = np.stack([results.label_frame(t) for t in range(int(video["num_frames"]))])
+    return labels, Lineage.from_dict(meta.get("lineage")).parents, video
