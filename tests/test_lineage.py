@@ -165,3 +165,26 @@ def test_automatic_seeding_tracks_the_cells_it_finds(shipped, lapse):
     assert len(ids) >= 6
     list(session.propagate_all())
     assert set(np.unique(session.labels()[-1])) - {0} <= set(ids)
+
+
+
+@pytest.mark.parametrize("min_cycle, divides_again", [(10, False), (0, True)])
+def test_a_young_daughter_does_not_divide_again(shipped, lapse, min_cycle, divides_again):
+    """A daughter prompted with two separate cells holds both: a split of a cell younger than a
+    cell cycle is a neighbour it spilled over, not a division (the control, min_cycle 0, shows
+    that the same session does divide without the rule)."""
+    from sam2_plugins.sample import interior_point
+
+    f = 3
+    first = lapse.labels[f]
+    ids = [i for i in np.unique(first) if i]
+    sizes = {i: (first == i).sum() for i in ids}
+    a, b, c = sorted(ids, key=lambda i: -sizes[i])[:3]
+    session = shipped.open_video(lapse.frames[:12])
+    session.add_points(0, a, [interior_point(lapse.labels[0] == a)], [1])
+    list(session.propagate_all())
+    (kid_a, kid_bc) = session.divide(f, a, masks=[first == a, (first == b) | (first == c)])
+    options = CellOptions(min_cycle_frames=min_cycle, new_cells_every=None)
+    list(session.propagate_all(events=CellEvents(session, options)))
+    again = [d for d in session.lineage.divisions() if d.mother == kid_bc]
+    assert bool(again) == divides_again

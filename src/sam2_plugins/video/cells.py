@@ -154,6 +154,8 @@ class CellOptions:
     max_daughter_iou: float = 0.4  # clicks in two cells give masks overlapping less than this
     max_part_fraction: float = 0.8  # no daughter is nearly the whole mother
     min_mother_fraction: float = 0.5  # tracks below this share of the typical cell's area do not divide
+    min_cycle_frames: int = 10  # a daughter does not divide again sooner than this (a cell cycle is longer)
+    drop_fraction: float = 0.7  # a track shrinking below this share of its recent area triggers a search
     new_cells_every: int | None = None  # frames between searches for cells no track covers (None: never)
     new_cell_min_iou: float = 0.3  # an automatic mask matching a track this well is that track, not new
     automask: AutoMaskSettings = field(default_factory=AutoMaskSettings.for_cells)
@@ -235,6 +237,7 @@ class CellEvents:
                 made.append(session.frame_embedding(frame))
             return made[0]
 
+        shrank = False
         if opts.divisions:
             areas = (result.logits > 0).sum(axis=(1, 2))
             typical = float(np.median(areas[areas > 0])) if (areas > 0).any() else 0.0
@@ -245,8 +248,10 @@ class CellEvents:
                 area = int(mask.sum())
                 history = self._areas.setdefault(oid, [])
                 recent = float(np.median(history)) if history else float(area)
-                big_enough = area and recent >= opts.min_mother_fraction * typical
+                big_enough = area and recent >= opts.min_mother_fraction * typical and not self._just_born(oid, frame)
                 parts = split_in_two(session, frame, mask, recent, opts, embedding) if big_enough else None
+                if parts is None and history and area < opts.drop_fraction * recent:
+                    shrank = True  # it may follow one daughter now: look for the other at once
                 if parts is None:
                     self._splits.pop(oid, None)
                     history.append(area)
@@ -255,16 +260,41 @@ class CellEvents:
                 first, first_parts = self._splits.setdefault(oid, (frame, parts))
                 if frame - first + 1 >= opts.split_frames:
                     self._splits.pop(oid)
+                    if self._taken_over(oid, first, first_parts):
+                        continue
                     try:
                         divide(session, first, oid, masks=first_parts)
                     except ValueError:
                         continue  # e.g. prompts later on the mother: leave it to the user
                     restart = first + 1 if restart is None else min(restart, first + 1)
         every = opts.new_cells_every
-        if every is not None and frame - self._last_search >= every and restart is None:
+        due = every is not None and (frame - self._last_search >= every or (shrank and frame > self._last_search))
+        if due and restart is None:
             self._last_search = frame
             restart = self._new_cells(frame)
         return restart
+
+    def _just_born(self, oid: int, frame: int) -> bool:
+        """A daughter younger than a cell cycle: a split of it is two cells it spills over, not a division."""
+        track = self.session.tracks[oid]
+        return (oid in self.session.lineage.parents and track.first_frame is not None
+                and frame - track.first_frame < self.options.min_cycle_frames)
+
+    def _taken_over(self, oid: int, first: int, parts: list[np.ndarray], look_back: int = 3) -> bool:
+        """Whether a part of a split is another track's cell: on one of the frames before the split
+        it lay mostly inside one other object's mask. A track that grew over a neighbour and lets go
+        of it looks like a division; a daughter lies inside its own mother before it separates."""
+        frames = list(range(max(0, first - look_back), first))
+        if not frames:
+            return False
+        before = self.session.labels(frames)  # (k, H, W)
+        for part in parts:
+            area = int(part.sum())
+            for labels in before:
+                ids, counts = np.unique(labels[part], return_counts=True)
+                if any(i not in (0, oid) and c > 0.5 * area for i, c in zip(ids.tolist(), counts.tolist())):
+                    return True
+        return False
 
     def _new_cells(self, frame: int) -> int | None:
         """Cells no track covers become tracks: a daughter when it lies against a track of its size
