@@ -5,6 +5,7 @@
 """
 
 from .api import build_model, load_model
+from .batch import track_many
 from .checkpoints import CheckpointError
 from .config import Sam2Config, official_config, parse_config
 from .engine import Sam2
@@ -29,5 +30,6 @@ __all__ = [
     "StreamSession",
     "load_session",
     "save_session",
+    "track_many",
 ]
 __version__ = "0.1.0"
