@@ -1,4 +1,6 @@
-"""napari adapter for sam2-plugins (planned): dock widgets and layer plumbing over the core's session API.
+"""napari plugin for sam2-plugins: the "SAM 2 tracker" dock widget, a sample time-lapse, a reader
+for ``.sam2session`` files and plugin settings (see ``napari.yaml``).
 
-Importing this package must not import napari, magicgui or Qt (npe2 loads the widgets lazily).
+Importing this package imports neither napari nor Qt: npe2 loads the widget modules when they are
+first used.
 """
