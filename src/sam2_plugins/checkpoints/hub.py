@@ -72,16 +72,20 @@ def unreachable_hub(repo: str, filename: str) -> BaseException | None:
     return None
 
 
-def resolve_checkpoint(name: str, *, download: bool = True) -> Path:
-    """Local path of an official model's checkpoint, downloading it when needed and possible."""
+def resolve_checkpoint(name: str, *, download: bool = True, folder: "str | os.PathLike | None" = None) -> Path:
+    """Local path of an official model's checkpoint, downloading it when needed and possible.
+
+    ``folder`` looks for (and downloads into) that folder instead of the cache (an application's own
+    model folder, e.g. ComfyUI's ``models/sam2``).
+    """
     repo, filename = hub_location(name)
-    target = cache_dir() / filename
+    target = (Path(folder) if folder is not None else cache_dir()) / filename
     if target.is_file():
         return target
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
     how_to = (
-        f"put the file {filename} from the Hugging Face hub repository {repo} at {target} "
-        f"(or set {CACHE_ENV} to the folder that holds it)"
+        f"put the file {filename} from the Hugging Face hub repository {repo} at {target}"
+        + ("" if folder is not None else f" (or set {CACHE_ENV} to the folder that holds it)")
     )
     if not download or offline:
         raise CheckpointError(f"model {name!r} is not cached and downloads are off: {how_to}")
