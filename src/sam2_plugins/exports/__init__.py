@@ -42,6 +42,7 @@ from .from_session import (
     export_tracks_csv_from_session,
     session_labels,
 )
+from .effects import EFFECTS, apply_effect, write_effect_video
 from .geff import write_geff
 from .images import object_mask_name, write_label_stack, write_object_masks
 from .lineage import (
