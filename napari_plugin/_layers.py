@@ -107,3 +107,19 @@ def clicks_of(points: Any, frame: int, obj_id: int) -> tuple[np.ndarray, np.ndar
     on = (np.round(points.data[:, 0]).astype(int) == frame) & (feats["object"].to_numpy() == obj_id)
     xy = points.data[on][:, [2, 1]]
     return xy, feats["positive"].to_numpy()[on].astype(int)
+
+
+def show_prompts(points: Any, boxes: Any, clicks: list[tuple], rects: list[tuple]) -> None:
+    """Draw a restored session's clicks (frame, y, x, object, positive) and boxes (frame, x0, y0,
+    x1, y1, object) without the layers' edit events (they are the session's prompts already)."""
+    import pandas as pd
+
+    with points.events.data.blocker(), boxes.events.data.blocker():
+        points.data = np.array([c[:3] for c in clicks], float).reshape(-1, 3)
+        points.features = pd.DataFrame({"object": pd.Series([c[3] for c in clicks], dtype=int),
+                                        "positive": pd.Series([c[4] for c in clicks], dtype=bool)})
+        if clicks:
+            points.face_color = [POSITIVE if c[4] else NEGATIVE for c in clicks]
+        boxes.data = []
+        if rects:
+            boxes.add_rectangles([np.array([[f, y0, x0], [f, y1, x1]]) for f, x0, y0, x1, y1, _ in rects])

@@ -35,8 +35,9 @@ class Tracking:
         self.cancel = threading.Event()
 
     # ------------------------------------------------------------------ model and session
-    def load_model(self, name: str, device: str):
-        """Load (once) a model by official name, bundled name or checkpoint path."""
+    def load_model(self, name: str, device: str, progress=None):
+        """Load (once) a model by official name, bundled name or checkpoint path; ``progress(done,
+        total)`` hears the bytes of a first download."""
         import sam2_plugins
 
         name = name.strip()
@@ -44,7 +45,7 @@ class Tracking:
             raise ValueError("choose a model: an official name, micro-synthetic or a checkpoint file")
         key = (name, device)
         if self.model is None or self._model_key != key:
-            self.model = sam2_plugins.load_model(name, device=device)
+            self.model = sam2_plugins.load_model(name, device=device, progress=progress)
             self._model_key = key
         return self.model
 
@@ -217,6 +218,22 @@ class Tracking:
         except ValueError as err:
             raise ValueError(f"{Path(path).name} {err}") from None
         self.painted.clear()
+
+    def saved_prompts(self) -> tuple[list[tuple], list[tuple]]:
+        """The session's prompts in frame pixels, to draw again after a restore: clicks as
+        (frame, y, x, object, positive), boxes as (frame, x0, y0, x1, y1, object)."""
+        s = self.require()
+        to_frame = np.array([s.width, s.height], np.float64) / s.model.image_size
+        clicks, boxes = [], []
+        for oid in s.object_ids:
+            for frame, prompt in s.tracks[oid].points.items():
+                xy = prompt.coords[0].cpu().numpy() * to_frame  # (N, 2) model-input -> frame pixels
+                kinds = prompt.labels[0].cpu().numpy()
+                clicks += [(frame, y, x, oid, bool(k)) for (x, y), k in zip(xy, kinds) if k in (0, 1)]
+                corners = xy[np.isin(kinds, (2, 3))]
+                if len(corners) == 2:
+                    boxes.append((frame, *corners[0], *corners[1], oid))
+        return clicks, boxes
 
     def autosave_path(self) -> Path | None:
         """One autosave per movie: named after the layer, its shape and its first frame's pixels."""

@@ -20,7 +20,7 @@ from ._controls import WORKING_SIZES, Controls
 from ._image import ImageError, check_memory, guess_axes, layer_frames, parse_channels
 from ._settings import read_settings
 from ._tracking import Tracking
-from ._workers import USER_ERRORS, start_worker
+from ._workers import USER_ERRORS, ProgressRelay, start_worker
 
 if TYPE_CHECKING:
     import napari
@@ -37,6 +37,8 @@ class TrackerWidget(QWidget):
         self.tracking = Tracking(settings)
         self.c = Controls(settings.model, settings.device)
         self.worker = None
+        self.download = ProgressRelay()  # a first use of an official model: its download, in MB
+        self.download.moved.connect(self._show_progress)
         self.points = self.boxes = self.labels = None
         self._division_points: list[tuple[int, float, float]] = []
         self._build()
@@ -137,7 +139,7 @@ class TrackerWidget(QWidget):
         name, device, low, high = c.model.value, c.device.value, c.low.value, c.high.value
 
         def work():
-            self.tracking.load_model(name, device)
+            self.tracking.load_model(name, device, progress=lambda done, total: self.download(done >> 20, total >> 20))
             self.tracking.open(frames, layer.name, low, high)
 
         c.progress.max = 0  # busy: an official model may be downloading
@@ -304,10 +306,13 @@ class TrackerWidget(QWidget):
 
         self._run(work, f"propagating ({direction})…", self._propagated, yielded=self._frame_done)
 
+    def _show_progress(self, done: int, total: int) -> None:
+        self.c.progress.max = max(total, done, 1)
+        self.c.progress.value = done
+
     def _frame_done(self, item):
         frame, stack, done = item
-        self.c.progress.max = max(self.c.progress.max, done)
-        self.c.progress.value = done
+        self._show_progress(done, self.c.progress.max)
         if self.labels is not None and self.labels in self.viewer.layers:
             self.labels.data[frame] = stack
             if frame == self.current_frame():
@@ -379,6 +384,7 @@ class TrackerWidget(QWidget):
             self.tracking.restore(self.c.session_file.value)
         except (ValueError, OSError, FileNotFoundError) as err:
             return self._fail(err)
+        L.show_prompts(self.points, self.boxes, *self.tracking.saved_prompts())
         self._refresh_all()
         self._info(f"session restored: {len(self.tracking.session.object_ids)} objects")
 

@@ -8,6 +8,7 @@ import inspect
 from typing import Any, Callable
 
 from napari.qt.threading import create_worker
+from qtpy.QtCore import QObject, Signal
 
 USER_ERRORS = (ValueError, KeyError, OSError, RuntimeError, IndexError)
 
@@ -34,3 +35,13 @@ def start_worker(work: Callable[[], Any], *, done: Callable, fail: Callable, fin
     worker.finished.connect(finished)
     worker.start()
     return worker
+
+
+class ProgressRelay(QObject):
+    """Carries ``(done, total)`` from a worker thread to the GUI thread (a queued Qt signal): for
+    progress that a blocking call reports through a callback, such as a model download."""
+
+    moved = Signal(int, int)
+
+    def __call__(self, done: int, total: int) -> None:
+        self.moved.emit(int(done), int(total))

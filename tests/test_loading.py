@@ -277,3 +277,18 @@ def test_configs_written_in_the_official_layout_read_back_as_the_same_config(tmp
         path = write_config(cfg, tmp_path / "written.config.json", training={"steps": 3})
         assert parse_config(path) == cfg and json.loads(path.read_text())["training"] == {"steps": 3}
     assert [p.name for p in tmp_path.iterdir()] == ["written.config.json"]  # no temporary file left
+
+
+def test_download_progress_reaches_the_callback_even_with_hub_bars_off():
+    """What hf_hub_download does with ``tqdm_class`` (its http_get bar, here switched off as
+    HF_HUB_DISABLE_PROGRESS_BARS would): every chunk reaches ``progress(done, total)``."""
+    from sam2_plugins.checkpoints.hub import download_progress_bar
+
+    heard = []
+    bar = download_progress_bar(lambda done, total: heard.append((done, total)))(
+        unit="B", unit_scale=True, total=100, initial=10, desc="model.pt", disable=True,
+        name="huggingface_hub.http_get")
+    bar.update(40)
+    bar.update(50)
+    bar.close()
+    assert heard == [(50, 100), (100, 100)]

@@ -50,6 +50,19 @@ def test_docked_widget_stretches_and_scrolls(make_napari_viewer, qtbot, tmp_path
     assert scroll.widget().sizeHint().height() > 600  # all groups are there, to scroll to
 
 
+def test_a_download_from_a_worker_thread_moves_the_progress_bar(make_napari_viewer, qtbot, tmp_path):
+    """A first use of an official model downloads it in a worker; its bytes (reported by the core's
+    progress callback from that thread) show in the widget's progress bar."""
+    import threading
+
+    viewer = make_napari_viewer()
+    widget = open_tracker(viewer, qtbot, tmp_path, sample=False)
+    thread = threading.Thread(target=lambda: [widget.download(done, 150) for done in (30, 90, 150)])
+    thread.start()
+    thread.join()
+    qtbot.waitUntil(lambda: (widget.c.progress.value, widget.c.progress.max) == (150, 150), timeout=5000)
+
+
 def test_no_image_a_2d_image_and_a_huge_movie_are_refused(make_napari_viewer, qtbot, tmp_path):
     import dask.array as da
 

@@ -97,6 +97,7 @@ def test_cancel_keeps_frames_resume_finishes_and_reopening_encodes_nothing(make_
     start(widget, qtbot)
     lapse = sample_lapse()
     click_every_cell(widget, lapse)
+    clicked = np.asarray(widget.points.data).copy()
     _run(widget, qtbot, divisions=False, cancel_after=6)
     labels = np.asarray(viewer.layers["SAM 2 labels"].data).copy()
     tracked = [t for t in range(30) if labels[t].any()]
@@ -112,6 +113,9 @@ def test_cancel_keeps_frames_resume_finishes_and_reopening_encodes_nothing(make_
     assert "autosave" in widget.c.status.value and widget.tracking.session.object_ids == []
     widget.c.load.clicked.emit()
     np.testing.assert_array_equal(viewer.layers["SAM 2 labels"].data, after)
+    # ... and its clicks are drawn again where they were made
+    restored = np.asarray(widget.points.data)
+    np.testing.assert_allclose(restored[np.lexsort(restored.T)], clicked[np.lexsort(clicked.T)], atol=1e-3)
     # every frame's features come from the cache folder
     click_every_cell(widget, lapse)
     _run(widget, qtbot, divisions=False)

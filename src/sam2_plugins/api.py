@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 
@@ -75,6 +75,7 @@ def load_model(
     device: "str | torch.device" = "auto",
     dtype: "str | torch.dtype" = "auto",
     image_size: int | None = None,
+    progress: "Callable[[int, int], Any] | None" = None,
 ) -> Sam2:
     """Load SAM 2 / 2.1 weights by name (``sam2.1-hiera-tiny``, ...; or a bundled model such as
     ``micro-synthetic``) or from a file (.pt/.pth with Meta's layout, .safetensors in Meta's or
@@ -82,7 +83,8 @@ def load_model(
     ``image_size`` overrides the working resolution (a multiple of 32; e.g. 512 for a 1024 model:
     several times faster per frame, less accurate on small objects). ``device`` "auto" picks CUDA,
     then Apple MPS, then the CPU; ``dtype`` "auto" picks bfloat16 where it is faster (see
-    :func:`pick_dtype`).
+    :func:`pick_dtype`). ``progress(bytes_done, bytes_total)`` follows the download of an official
+    checkpoint on first use.
     """
     name = str(name_or_path)
     bundled = bundled_weights(name)
@@ -90,7 +92,7 @@ def load_model(
         path, bundled_config = bundled
         config = config if config is not None else bundled_config
     elif name in OFFICIAL_MODEL_NAMES:
-        path = resolve_checkpoint(name)
+        path = resolve_checkpoint(name, progress=progress)
         config = config if config is not None else official_config(name)
     else:
         path = Path(name_or_path)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from importlib import resources
 from pathlib import Path
+from typing import Any, Callable
 
 from ..config import OFFICIAL_MODEL_NAMES
 from .files import CheckpointError
@@ -72,11 +73,31 @@ def unreachable_hub(repo: str, filename: str) -> BaseException | None:
     return None
 
 
-def resolve_checkpoint(name: str, *, download: bool = True, folder: "str | os.PathLike | None" = None) -> Path:
+def download_progress_bar(progress: "Callable[[int, int], Any]") -> type:
+    """A progress-bar class for ``hf_hub_download(tqdm_class=...)`` that reports each update as
+    ``progress(bytes_done, bytes_total)``, also where the hub's own bars are switched off."""
+    from huggingface_hub.utils import tqdm as hub_tqdm
+
+    class Reporting(hub_tqdm):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.bytes_done = int(kwargs.get("initial") or 0)
+
+        def update(self, n: "float | None" = 1) -> "bool | None":
+            self.bytes_done += int(n or 0)
+            progress(self.bytes_done, int(self.total or 0))
+            return super().update(n)
+
+    return Reporting
+
+
+def resolve_checkpoint(name: str, *, download: bool = True, folder: "str | os.PathLike | None" = None,
+                       progress: "Callable[[int, int], Any] | None" = None) -> Path:
     """Local path of an official model's checkpoint, downloading it when needed and possible.
 
     ``folder`` looks for (and downloads into) that folder instead of the cache (an application's own
-    model folder, e.g. ComfyUI's ``models/sam2``).
+    model folder, e.g. ComfyUI's ``models/sam2``). ``progress(bytes_done, bytes_total)`` hears how a
+    download goes (a GUI's progress bar).
     """
     repo, filename = hub_location(name)
     target = (Path(folder) if folder is not None else cache_dir()) / filename
@@ -97,7 +118,8 @@ def resolve_checkpoint(name: str, *, download: bool = True, folder: "str | os.Pa
             raise CheckpointError(f"model {name!r} is not cached and the Hugging Face hub cannot be reached "
                                   f"({_first_line(unreachable)}); {how_to}")
         target.parent.mkdir(parents=True, exist_ok=True)
-        path = hf_hub_download(repo_id=repo, filename=filename, local_dir=str(target.parent))
+        bar = {} if progress is None else {"tqdm_class": download_progress_bar(progress)}
+        path = hf_hub_download(repo_id=repo, filename=filename, local_dir=str(target.parent), **bar)
     except CheckpointError:
         raise
     except Exception as err:  # noqa: BLE001 - any network/hub failure means the same to the user
