@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 
 
 def get_reader(path: "str | list[str]") -> Callable | None:

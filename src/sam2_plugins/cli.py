@@ -254,7 +254,6 @@ def run_track_many(args: argparse.Namespace) -> int:
 def run_segment(args: argparse.Namespace) -> int:
     import dataclasses
 
-    import tifffile
 
     from . import load_model
     from .automask import AutoMaskSettings, masks_to_labels

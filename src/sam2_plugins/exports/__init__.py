@@ -58,6 +58,7 @@ from .tracks import TRACKS_CSV_COLUMNS, tracks_table, write_tracks_csv
 from .video import object_colors, overlay_labels, to_rgb_uint8, write_overlay_video
 
 __all__ = [
+    "EFFECTS",
     "CTCExport",
     "CTCTrack",
     "DEFAULT_MIN_AREA",
@@ -69,6 +70,8 @@ __all__ = [
     "clean_labels",
     "ctc_mask_name",
     "ctc_tracks",
+    "apply_effect",
+    "write_effect_video",
     "export_ctc_from_session",
     "export_geff_from_session",
     "export_label_stack_from_session",

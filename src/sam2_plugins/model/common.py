@@ -201,8 +201,12 @@ def objects_one_at_a_time(device: torch.device) -> bool:
     return device.type == "cpu" and not torch.is_grad_enabled() and not torch.compiler.is_compiling()
 
 
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float = 0.0) -> torch.Tensor:
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float = 0.0,
+              key_valid: torch.Tensor | None = None) -> torch.Tensor:
     """softmax(q k^T / sqrt(d)) v for (B, heads, N, d) queries and keys, (B, heads, M, dv) values.
+
+    ``key_valid`` (B, M) bool: only the keys marked True take part (a padded memory bank); each
+    row needs at least one.
 
     On CPU in inference, explicit matmuls in pieces whose score matrix stays in cache (several
     small windows at once, or a chunk of queries of one large attention) run faster than the
@@ -211,25 +215,31 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: floa
     everywhere else the fused kernel is used.
     """
     v = v.to(q.dtype)
+    mask = None if key_valid is None else key_valid[:, None, None, :]  # (B, 1, 1, M) broadcasts over heads, queries
     if q.device.type == "cuda":
         with sdpa_kernel(_GPU_ATTENTION):
-            return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
     # AMX, tiny at 1024: the image encoder's global blocks 0.055 s fused against 0.091 s in pieces;
     # float32 without AMX: the image encoder 1.8 s fused against 2.3 s in pieces
     narrow_values = v.shape[-1] < q.shape[-1]
     pieces_win = narrow_values or (q.dtype == torch.bfloat16 and not cpu_has_amx())
     if not (chunked_attention(q, dropout_p) and pieces_win):
-        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
     b, h, n, d = q.shape
     m = k.shape[-2]
     q = (q * d**-0.5).reshape(b * h, n, d)
     k, v = k.reshape(b * h, m, d), v.reshape(b * h, m, v.shape[-1])
+    # (B*heads, 1, M) added to the scores: -inf drops a padded key (exactly zero weight)
+    bias = None if key_valid is None else torch.zeros(b, 1, m, dtype=q.dtype, device=q.device).masked_fill(
+        ~key_valid[:, None], float("-inf")).repeat_interleave(h, dim=0)
     out = q.new_empty(b * h, n, v.shape[-1])
     per_item = n * m * q.element_size()  # bytes of one item's full score matrix
     if per_item <= _CHUNK_BYTES:  # many small attentions (windows): batches of whole items
         group = _CHUNK_BYTES // per_item
         for i in range(0, b * h, group):
             scores = torch.bmm(q[i : i + group], k[i : i + group].transpose(1, 2))
+            if bias is not None:
+                scores += bias[i : i + group]
             out[i : i + group] = torch.bmm(scores.softmax(dim=-1), v[i : i + group])
     else:  # one large attention at a time, in chunks of queries
         chunk = rows_per_chunk(m, q.element_size())
@@ -237,5 +247,7 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: floa
             kt = k[i].transpose(0, 1).contiguous()  # (d, M): one copy, not one per chunk
             for start in range(0, n, chunk):
                 scores = torch.matmul(q[i, start : start + chunk], kt)  # (chunk, M)
+                if bias is not None:
+                    scores += bias[i]
                 out[i, start : start + chunk] = torch.matmul(scores.softmax(dim=-1), v[i])
     return out.reshape(b, h, n, -1)

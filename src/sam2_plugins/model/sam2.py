@@ -257,13 +257,16 @@ class Sam2Model(nn.Module):
         return ptrs.transpose(0, 1), pos.transpose(0, 1)
 
     def attend_memory(
-        self, features: ImageFeatures, memory: torch.Tensor, memory_pos: torch.Tensor, num_ptr_tokens: int
+        self, features: ImageFeatures, memory: torch.Tensor, memory_pos: torch.Tensor, num_ptr_tokens: int,
+        key_valid: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Condition frame features on memory tokens (B, M, mem_dim): -> (B, C, h, w)."""
+        """Condition frame features on memory tokens (B, M, mem_dim): -> (B, C, h, w).
+
+        ``key_valid`` (B, M) bool: tokens marked False are empty slots of a padded bank, left out."""
         b, ch, h, w = features.embed.shape
         curr = features.embed.flatten(2).transpose(1, 2)
         curr_pos = features.pos.flatten(2).transpose(1, 2)
-        out = self.memory_attention(curr, curr_pos, memory, memory_pos, num_ptr_tokens)
+        out = self.memory_attention(curr, curr_pos, memory, memory_pos, num_ptr_tokens, key_valid)
         return out.transpose(1, 2).reshape(b, ch, h, w)
 
     def without_memory(self, features: ImageFeatures) -> torch.Tensor:

@@ -37,9 +37,10 @@ class Attention(nn.Module):
         b, n, c = x.shape
         return x.reshape(b, n, self.num_heads, c // self.num_heads).transpose(1, 2)
 
-    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                key_valid: torch.Tensor | None = None) -> torch.Tensor:
         dropout = self.dropout_p if self.training else 0.0
-        out = attention(q, k, v, dropout_p=dropout)
+        out = attention(q, k, v, dropout_p=dropout, key_valid=key_valid)
         b, h, n, c = out.shape
         return self.out_proj(out.transpose(1, 2).reshape(b, n, h * c))
 
@@ -51,19 +52,20 @@ class RoPEAttention(Attention):
     """Attention with 2-D axial rotary position codes on a square token grid.
 
     Keys may hold several frames' grids (rotations repeat per frame) followed by
-    ``num_k_exclude_rope`` tokens (object pointers) that get no rotation.
+    ``num_k_exclude_rope`` tokens (object pointers) that get no rotation. ``key_valid`` (B, M) bool
+    leaves out the keys marked False (empty slots of a padded memory bank).
     """
 
     def __init__(self, *args, rope_theta: float = 10000.0, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.rope_theta = rope_theta
-        self._rotations: dict[tuple[int, str], torch.Tensor] = {}
+        self._rotations: dict[tuple[int, str, bool], torch.Tensor] = {}
 
     def rotations(self, num_tokens: int, device: torch.device) -> torch.Tensor:
-        key = (num_tokens, str(device))
-        cached = self._rotations.get(key)
-        # a table made under inference_mode cannot enter autograd (training after tracking): remake it
-        if cached is None or (cached.is_inference() and not torch.is_inference_mode_enabled()):
+        # one table with autograd on, one without: a table made under inference_mode cannot enter
+        # autograd (training after tracking); a key, unlike a check of the table, compiles without a break
+        key = (num_tokens, str(device), torch.is_grad_enabled())
+        if key not in self._rotations:
             side = int(math.isqrt(num_tokens))
             if side * side != num_tokens:
                 raise ValueError(f"RoPE attention needs a square token grid, got {num_tokens} tokens")
@@ -72,7 +74,8 @@ class RoPEAttention(Attention):
         return self._rotations[key]
 
     def forward(  # type: ignore[override]
-        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, num_k_exclude_rope: int = 0
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, num_k_exclude_rope: int = 0,
+        key_valid: torch.Tensor | None = None,
     ) -> torch.Tensor:
         q, k = self._heads(self.q_proj(q)), self._heads(self.k_proj(k))
         rot = self.rotations(q.shape[-2], q.device)
@@ -85,8 +88,8 @@ class RoPEAttention(Attention):
         else:
             k = apply_rope(k, rot)
         if self._values_after_mixing(q, v):
-            return self._attend_unprojected_values(q, k, v)
-        return self._attend(q, k, self._heads(self.v_proj(v)))
+            return self._attend_unprojected_values(q, k, v, key_valid)
+        return self._attend(q, k, self._heads(self.v_proj(v)), key_valid)
 
     def _values_after_mixing(self, q: torch.Tensor, v: torch.Tensor) -> bool:
         """Whether to project values after the attention mix: cheaper when the inputs are narrower,
@@ -96,7 +99,8 @@ class RoPEAttention(Attention):
         dropout = self.dropout_p if self.training else 0.0
         return v.shape[-1] < self.internal_dim // self.num_heads and mix_narrow_values_first(q, dropout)
 
-    def _attend_unprojected_values(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    def _attend_unprojected_values(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                                   key_valid: torch.Tensor | None = None) -> torch.Tensor:
         """Attention with the value projection moved after the mix.
 
         Softmax rows sum to one, so P (V W^T + b) = (P V) W^T + b: mixing the kv_in_dim-wide
@@ -104,7 +108,7 @@ class RoPEAttention(Attention):
         """
         b, m, c_in = v.shape
         heads = self.num_heads
-        mixed = attention(q, k, v[:, None].expand(b, heads, m, c_in))  # (B, heads, N, c_in)
+        mixed = attention(q, k, v[:, None].expand(b, heads, m, c_in), key_valid=key_valid)  # (B, heads, N, c_in)
         weight = self.v_proj.weight.view(heads, -1, c_in)  # (heads, head_dim, c_in)
         # the projection is cheap (N x c_in x head_dim): keep it in float32 against rounding
         with torch.autocast(mixed.device.type, enabled=False):

@@ -257,12 +257,11 @@ class VideoSession:
                 else torch.full((1, 1, size, size), NO_OBJ_SCORE, device=device) for out in outs]
         return torch.cat(lows).float()
 
-    def _frame_result(self, frame: int, lows: torch.Tensor | None = None) -> FrameResult:
-        """Masks of every object on a frame from their newest outputs (``lows``: their low-res logits)."""
+    def _frame_result(self, frame: int) -> FrameResult:
+        """Masks of every object on a frame from their newest outputs."""
         if not self.tracks:
             return FrameResult(frame, [], np.zeros((0, self.height, self.width), np.float32))
-        if lows is None:
-            lows = self._low_res([track.latest_output(frame) for track in self.tracks.values()])
+        lows = self._low_res([track.latest_output(frame) for track in self.tracks.values()])
         # upsampled where the model runs (a GPU does 64 objects' 1080p maps at once), one copy back
         logits = resize_bilinear(lows, (self.height, self.width))[:, 0]
         return FrameResult(frame, self.object_ids, logits.cpu().numpy())
@@ -464,18 +463,21 @@ class VideoSession:
                 track.record_tracked(frame, reverse, out)
                 out = out if out is not None else track.cond[frame]
             outs.append(out)
-        lows = self._low_res(outs)
+        lows = self._low_res(outs)  # (N, 1, S/4, S/4)
         absent = torch.full((1,), NO_OBJ_SCORE, device=lows.device)
         scores = torch.cat([absent if o is None else o.object_score_logits.reshape(1).to(lows.device)
-                            for o in outs]).float().tolist()
-        # one copy to the host for all objects (not one wait for the GPU per object)
-        for track, low, score, out in zip(self.tracks.values(), lows.cpu().numpy(), scores, outs):
+                            for o in outs]).float()  # (N,)
+        logits = resize_bilinear(lows, (self.height, self.width))[:, 0]  # (N, H, W), upsampled where the model runs
+        # one copy to the host for all objects and all three (not one wait for the GPU per object or per part)
+        host = torch.cat([lows.flatten(), scores, logits.flatten()]).numpy(force=True)
+        host_lows, host_scores, host_logits = np.split(host, [lows.numel(), lows.numel() + len(outs)])
+        for track, low, score, out in zip(self.tracks.values(), host_lows.reshape(lows.shape), host_scores, outs):
             if out is None:
                 self.results.drop_frame(frame, track.obj_id)
             else:
-                self.results.put(frame, track.obj_id, low, score)
+                self.results.put(frame, track.obj_id, low, float(score))
         return_freed_memory()  # each tracked frame, also in streaming sessions
-        return self._frame_result(frame, lows)
+        return FrameResult(frame, self.object_ids, host_logits.reshape(logits.shape))
 
     def forget_before(self, frame: int, *, keep_results: int) -> None:
         """Drop what tracking onward from ``frame`` can no longer read (tracked memories older than

@@ -16,6 +16,7 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
@@ -79,11 +80,9 @@ def load_session(path: "str | Path", model: "Sam2", source: Any, **options: Any)
     return session
 
 
-def read_session_results(path: "str | Path") -> tuple["np.ndarray", dict[int, int], dict[str, Any]]:
+def read_session_results(path: "str | Path") -> tuple[np.ndarray, dict[int, int], dict[str, Any]]:
     """A session file's results without its movie or a model: the (T, H, W) uint16 label stack, the
     lineage ``{daughter: mother}`` and the video's description (for viewers and file readers)."""
-    import numpy as np
-
     from .lineage import Lineage
     from .results import ResultStore
 

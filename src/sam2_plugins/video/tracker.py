@@ -6,6 +6,10 @@ same memory layout on a frame run memory attention, the decoder and the memory e
 one batch. With ``non_overlap_memory`` (SAM 2's ``non_overlap_masks_for_mem_enc``), each pixel
 belongs to at most one object in what the memory encoder sees: where another object of the
 same frame scores higher, an object's logits are clamped below zero before its memory is made.
+
+On the padded path (:mod:`.padded`; ``Tracker.fixed_shapes``, by default on CUDA only) every
+object of a frame reads a memory bank of one fixed size, and all objects, whatever their
+layouts, run memory attention as one batch.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from ..lru import ByteLRU
 from ..model.common import objects_one_at_a_time, resize_bilinear
 from ..model.sam2 import ImageFeatures, Sam2Model, SamOutput
 from .memory_select import pick_memories
+from .padded import PaddedMemoryBank, kept_outputs, uses_fixed_shapes
 from .stores import FrameOutput, PointerRecord, SpillPool, tensor_bytes
 from .track import ObjectTrack, PointPrompt
 
@@ -36,7 +41,14 @@ class MemoryLayout:
 
 
 class Tracker:
-    """Runs SAM 2 frame steps for batches of objects of one video."""
+    """Runs SAM 2 frame steps for batches of objects of one video.
+
+    ``fixed_shapes``: True forces the padded path (fixed tensor shapes, one batch for every
+    object of a frame), False the default one (exact-size memories, one batch per layout); None
+    (the default) takes the padded path on CUDA only.
+    """
+
+    fixed_shapes: bool | None = None
 
     def __init__(self, model: Sam2Model, features: Callable[[int], ImageFeatures], num_frames: Callable[[], int],
                  pool: SpillPool) -> None:
@@ -48,6 +60,12 @@ class Tracker:
         self._maskmem_pos: torch.Tensor | None = None
         self.conditioned = ConditionedCache(max_bytes=64 << 20)
         self.non_overlap_memory = bool(self.cfg.non_overlap_masks_for_mem_enc)
+        self.padded_bank = PaddedMemoryBank(model)
+
+    @property
+    def padded(self) -> bool:
+        """Whether steps take the padded path (see ``fixed_shapes``)."""
+        return uses_fixed_shapes(self.fixed_shapes, self.model.device)
 
     def new_track(self, obj_id: int, first_frame: int | None = None) -> ObjectTrack:
         return ObjectTrack(obj_id, self.pool.new_dict(), first_frame=first_frame)
@@ -114,14 +132,15 @@ class Tracker:
             return [self._slice(sam, self._memory_of(sam, sam.high_res_masks, feats, False, run_mem_encoder), 0)]
         outputs: list[FrameOutput | None] = [None] * len(tracks)
         decoded: list[tuple[list[int], SamOutput]] = []
+        padded = self.padded
         if is_init_cond_frame:
             groups = {(): list(range(len(tracks)))}
             layouts = None
         else:
             layouts = [self.memory_layout(tr, frame, reverse) for tr in tracks]
             groups: dict[tuple, list[int]] = {}
-            for i, lay in enumerate(layouts):
-                groups.setdefault(lay.key(), []).append(i)
+            for i, lay in enumerate(layouts):  # padded: every layout in one batch
+                groups.setdefault(() if padded else lay.key(), []).append(i)
         for members in groups.values():
             b = len(members)
             batch_feats = feats.expand(b)
@@ -132,6 +151,11 @@ class Tracker:
                 cached = [self.conditioned.get(k) for k in keys]
                 if all(c is not None for c in cached):
                     pix = torch.cat(cached)  # memory attention already ran on exactly these memories
+                elif padded:
+                    bank = self.padded_bank.memory([layouts[i] for i in members], self._memory_pos())
+                    pix = model.attend_memory(batch_feats, bank.tokens, bank.pos, bank.num_ptr_tokens, bank.key_valid)
+                    for j, k in enumerate(keys):
+                        self.conditioned.put(k, pix[j : j + 1])
                 else:
                     memory, memory_pos, n_ptr = self._memory_tokens([layouts[i] for i in members])
                     pix = model.attend_memory(batch_feats, memory, memory_pos, n_ptr)
@@ -153,6 +177,8 @@ class Tracker:
         masks = self._memory_masks([sam.high_res_masks for _, sam in decoded])
         for (part, sam), high_res in zip(decoded, masks):
             memory = self._memory_of(sam, high_res, feats, points is not None, run_mem_encoder)
+            if padded:
+                sam, memory = kept_outputs(sam, memory)
             for j, i in enumerate(part):
                 outputs[i] = self._slice(sam, memory, j)
         return outputs  # type: ignore[return-value]
@@ -199,6 +225,8 @@ class Tracker:
         (high,) = self._memory_masks([high])
         scores = torch.cat([o.object_score_logits for o in outs]).to(device)
         memory = self._encode(feats.embed.expand(len(outs), -1, -1, -1), high, scores, True)
+        if self.padded:  # kept across frames: not a compiled part's output buffer (see padded.kept_outputs)
+            memory = memory.clone()
         for j, out in enumerate(outs):
             out.maskmem_features = memory[j : j + 1]
 
