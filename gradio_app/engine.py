@@ -133,7 +133,7 @@ def track(model_name: str, frames_path: Path, num_frames: int, prompts: dict[int
         else:
             results = session.propagate(progress=progress, cancel=cancel)
         for result in results:
-            labels[result.frame_index] = _compose(result.object_ids, result.logits)
+            labels[result.frame_index] = result.labels()
             done += 1
     finally:
         labels.flush()
@@ -141,11 +141,3 @@ def track(model_name: str, frames_path: Path, num_frames: int, prompts: dict[int
         session.close()
     return done
 
-
-def _compose(object_ids: list[int], logits: np.ndarray) -> np.ndarray:
-    """One label image from per-object logits: each pixel to the object most sure of it, if any is."""
-    if not object_ids:
-        return np.zeros(logits.shape[1:], np.uint16)
-    best = logits.argmax(axis=0)
-    ids = np.asarray(object_ids, np.uint16)[best]
-    return np.where(logits.max(axis=0) > 0, ids, 0).astype(np.uint16)

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 from scipy import ndimage as ndi
 
-from .video import _edges, object_colors, overlay_labels, to_rgb_uint8, write_overlay_video
+from .video import _edges, frame_and_labels, object_colors, overlay_labels, write_overlay_video
 
 __all__ = ["EFFECTS", "apply_effect", "write_effect_video"]
 
@@ -66,10 +66,7 @@ def apply_effect(
     """
     if effect not in EFFECTS:
         raise ValueError(f"unknown effect {effect!r}; choose one of {', '.join(EFFECTS)}")
-    rgb = to_rgb_uint8(image)
-    lab = np.asarray(labels)
-    if lab.shape != rgb.shape[:2]:
-        raise ValueError(f"labels {lab.shape} and frame {rgb.shape[:2]} differ in size")
+    rgb, lab = frame_and_labels(image, labels)
     if not 0.0 <= dim <= 1.0:
         raise ValueError(f"dim must be in [0, 1], got {dim}")
     if only is not None:

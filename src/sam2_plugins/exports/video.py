@@ -57,6 +57,15 @@ def to_rgb_uint8(image: Any) -> np.ndarray:
     )
 
 
+def frame_and_labels(image: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W, 3) uint8 frame and its (H, W) label image, checked to be the same size."""
+    rgb = to_rgb_uint8(image)
+    lab = np.asarray(labels)
+    if lab.shape != rgb.shape[:2]:
+        raise ValueError(f"labels {lab.shape} and frame {rgb.shape[:2]} differ in size")
+    return rgb, lab
+
+
 def _edges(lab: np.ndarray) -> np.ndarray:
     """Object pixels with a 4-neighbour of another id (including background)."""
     edge = np.zeros(lab.shape, bool)
@@ -75,10 +84,7 @@ def overlay_labels(image: Any, labels: Any, *, alpha: float = 0.5, contours: boo
     Inside an object: ``(1 - alpha) * image + alpha * colour``; with `contours`, the
     object's outline (1 pixel, inner side) is drawn in its opaque colour.
     """
-    rgb = to_rgb_uint8(image)
-    lab = np.asarray(labels)
-    if lab.shape != rgb.shape[:2]:
-        raise ValueError(f"labels {lab.shape} and frame {rgb.shape[:2]} differ in size")
+    rgb, lab = frame_and_labels(image, labels)
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
     fg = lab != 0

@@ -22,6 +22,20 @@ class FrameResult(NamedTuple):
         """(num_objects, H, W) bool."""
         return self.logits > 0
 
+    def labels(self, dtype=np.uint16) -> np.ndarray:
+        """(H, W) label image of this frame (see :func:`labels_from_logits`)."""
+        return labels_from_logits(self.object_ids, self.logits, dtype)
+
+
+def labels_from_logits(object_ids, logits: np.ndarray, dtype=np.uint16) -> np.ndarray:
+    """(H, W) label image from (N, H, W) per-object logits: each pixel gets the id of the most
+    confident object with a positive logit (ties: the first), else 0."""
+    if len(object_ids) == 0:
+        return np.zeros(logits.shape[1:], dtype)
+    where = logits.argmax(axis=0)
+    best = np.take_along_axis(logits, where[None], axis=0)[0]
+    return np.where(best > 0, np.asarray(object_ids, dtype)[where], 0).astype(dtype, copy=False)
+
 
 FLOOR = -32.0  # logit given to low-res pixels outside an object's stored crop
 MARGIN = 2  # low-res pixels kept around the positive region, so upsampled edges stay exact
@@ -127,8 +141,4 @@ class ResultStore:
             return labels
         low = torch.from_numpy(np.stack([self.low_res(frame, i) for i in ids]))[:, None]
         logits = resize_bilinear(low, (self.height, self.width))[:, 0].numpy()  # (N, H, W)
-        where = logits.argmax(axis=0)
-        best = np.take_along_axis(logits, where[None], axis=0)[0]
-        ids_arr = np.asarray(ids, dtype=id_dtype)
-        labels[...] = np.where(best > 0, ids_arr[where], 0)
-        return labels
+        return labels_from_logits(ids, logits, id_dtype)

@@ -7,7 +7,7 @@ one batch. With ``non_overlap_memory`` (SAM 2's ``non_overlap_masks_for_mem_enc`
 belongs to at most one object in what the memory encoder sees: where another object of the
 same frame scores higher, an object's logits are clamped below zero before its memory is made.
 
-On the padded path (:mod:`.padded`; ``Tracker.fixed_shapes``, by default on CUDA only) every
+On the padded path (:mod:`.padded`; ``Tracker.fixed_shapes``, off by default until a GPU measures it) every
 object of a frame reads a memory bank of one fixed size, and all objects, whatever their
 layouts, run memory attention as one batch.
 """
@@ -45,7 +45,7 @@ class Tracker:
 
     ``fixed_shapes``: True forces the padded path (fixed tensor shapes, one batch for every
     object of a frame), False the default one (exact-size memories, one batch per layout); None
-    (the default) takes the padded path on CUDA only.
+    (the default) takes it on the device types in ``padded.PADDED_BY_DEFAULT``.
     """
 
     fixed_shapes: bool | None = None
@@ -151,15 +151,16 @@ class Tracker:
                 cached = [self.conditioned.get(k) for k in keys]
                 if all(c is not None for c in cached):
                     pix = torch.cat(cached)  # memory attention already ran on exactly these memories
-                elif padded:
-                    bank = self.padded_bank.memory([layouts[i] for i in members], self._memory_pos())
-                    pix = model.attend_memory(batch_feats, bank.tokens, bank.pos, bank.num_ptr_tokens, bank.key_valid)
-                    for j, k in enumerate(keys):
-                        self.conditioned.put(k, pix[j : j + 1])
                 else:
-                    memory, memory_pos, n_ptr = self._memory_tokens([layouts[i] for i in members])
-                    pix = model.attend_memory(batch_feats, memory, memory_pos, n_ptr)
-                    for j, (k, i) in enumerate(zip(keys, members)):
+                    lays = [layouts[i] for i in members]
+                    if padded:
+                        bank = self.padded_bank.memory(lays, self._memory_pos())
+                        pix = model.attend_memory(batch_feats, bank.tokens, bank.pos, bank.num_ptr_tokens,
+                                                  bank.key_valid)
+                    else:
+                        memory, memory_pos, n_ptr = self._memory_tokens(lays)
+                        pix = model.attend_memory(batch_feats, memory, memory_pos, n_ptr)
+                    for j, k in enumerate(keys):
                         self.conditioned.put(k, pix[j : j + 1])
             mask_inputs = mask if mask is not None else prev_logits
             num_points = 0 if points is None else points.labels.shape[1]
